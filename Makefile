@@ -1,0 +1,29 @@
+# The two commands: `make run` and `make test`. Both set up what they need themselves.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint system-deps bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ferry serve --data ./ferry-data
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+test: $(STAMP) system-deps lint
+	$(VENV)/bin/pytest -q -ra
+
+clean:
+	rm -rf $(VENV) ferry-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Assembles one region's aiohttp application from settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from ferry.config import Settings
+from ferry.errors import OCIError
+from ferry.identity import service as identity
+from ferry.identity.registry_tokens import RegistryTokens
+from ferry.images.uploads import Uploads
+from ferry.metadata.db import Database
+from ferry.metadata.migrate import upgrade
+from ferry.registry.auth import registry_auth
+from ferry.registry.routes import add_routes
+from ferry.state import STATE, AppState
+from ferry.storage import FilesystemBlobStore
+
+log = logging.getLogger("ferry")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _oci_response(request: web.Request, error: OCIError) -> web.Response:
+    body = None if request.method == "HEAD" else json.dumps(error.body()).encode()
+    return web.Response(
+        status=error.status, body=body, content_type="application/json", headers=error.headers
+    )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as a spec-shaped error body; nothing escapes as a bare 500."""
+    try:
+        response = await handler(request)
+    except OCIError as error:
+        response = _oci_response(request, error)
+    except web.HTTPNotFound:
+        response = _oci_response(request, OCIError(404, "NOT_FOUND", "no such endpoint"))
+    except web.HTTPMethodNotAllowed:
+        response = _oci_response(request, OCIError(405, "UNSUPPORTED", "method not allowed"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = _oci_response(request, OCIError(500, "UNKNOWN", "internal error"))
+    if request.path.startswith("/v2"):
+        response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+    return response
+
+
+async def bootstrap_admin(db: Database, settings: Settings) -> None:
+    """Creates the account administrator on first start when a password is configured."""
+    if not settings.admin_password:
+        return
+    async with db.write() as session:
+        from sqlalchemy import select
+
+        from ferry.metadata.models import User
+
+        if await session.scalar(select(User.id).where(User.name == settings.admin_user)):
+            return
+        await identity.create_user(
+            session, settings.admin_account, settings.admin_user, settings.admin_password, True
+        )
+
+
+def build_state(settings: Settings) -> AppState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url())
+    store = FilesystemBlobStore(settings.data_dir / "storage")
+    tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
+    return AppState(settings, db, store, Uploads(db, store), tokens)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[errors, registry_auth], client_max_size=8 * 1024 * 1024)
+    app_state = build_state(settings)
+    app[STATE] = app_state
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await upgrade(app_state.db)
+        await bootstrap_admin(app_state.db, settings)
+        yield
+        await app_state.db.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,195 @@
+"""The `ferry` command: serve a region and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+
+from ferry.config import Settings
+
+app = typer.Typer(help="Ferry: a container registry with SWR's API and sync between regions.")
+user_app = typer.Typer(help="Manage users.")
+org_app = typer.Typer(help="Manage organizations.")
+repo_app = typer.Typer(help="Manage repositories.")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+app.add_typer(repo_app, name="repo")
+console = Console()
+T = TypeVar("T")
+
+DataOption = Annotated[Path | None, typer.Option("--data", help="Data directory (env FERRY_DATA_DIR).")]
+
+
+def _settings(data: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data is not None:
+        values["data_dir"] = data
+    return Settings(**values)
+
+
+def _run_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Runs `work(session)` in one write transaction on a migrated database."""
+    from ferry.identity.service import IdentityError
+    from ferry.metadata.db import Database
+    from ferry.metadata.migrate import upgrade
+
+    async def go() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url())
+        try:
+            await upgrade(db)
+            async with db.write() as session:
+                return await work(session)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(go())
+    except IdentityError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    data: DataOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    region: Annotated[str | None, typer.Option(help="This region's id.")] = None,
+) -> None:
+    """Run one region: the registry API and (later) its sync workers."""
+    from aiohttp import web
+
+    from ferry.app import create_app
+
+    settings = _settings(data, host=host, port=port, region=region)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_admin_password(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    endpoint = f"http://{settings.host}:{settings.port}"
+    console.print(f"[bold]Ferry[/bold] region [cyan]{settings.region}[/cyan] at {endpoint}")
+    console.print(f"  data:  {settings.data_dir.resolve()}")
+    console.print(f"  admin: {settings.admin_user} / {settings.admin_password}")
+    console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+def _ensure_admin_password(settings: Settings) -> None:
+    """Keeps the bootstrap password in data_dir so restarts print the same credentials."""
+    path = settings.data_dir / "admin.json"
+    if settings.admin_password:
+        return
+    if path.exists():
+        settings.admin_password = json.loads(path.read_text())["password"]
+        return
+    settings.admin_password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({"user": settings.admin_user, "password": settings.admin_password}))
+    path.chmod(0o600)
+
+
+@app.command()
+def migrate(data: DataOption = None) -> None:
+    """Bring the database schema to the newest revision."""
+    settings = _settings(data)
+
+    async def nothing(_session: Any) -> None:
+        return None
+
+    _run_db(settings, nothing)
+    console.print("schema up to date")
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    account: Annotated[str, typer.Option(help="Account (domain) the user belongs to.")] = "ferry",
+    admin: Annotated[bool, typer.Option(help="Make the user an account administrator.")] = False,
+    data: DataOption = None,
+) -> None:
+    """Create a user."""
+    from ferry.identity.service import create_user
+
+    async def work(session: Any) -> None:
+        await create_user(session, account, name, password, admin)
+
+    _run_db(_settings(data), work)
+    console.print(f"created user [cyan]{name}[/cyan] in account {account}")
+
+
+@org_app.command("create")
+def org_create(
+    name: str,
+    owner: Annotated[str, typer.Option(help="User creating it (gets manage rights).")] = "admin",
+    data: DataOption = None,
+) -> None:
+    """Create an organization."""
+    from ferry.identity.service import IdentityError, Principal, create_organization
+    from ferry.metadata.models import User
+
+    async def work(session: Any) -> None:
+        user = await session.scalar(select(User).where(User.name == owner))
+        if user is None:
+            raise IdentityError(f"no user {owner!r}")
+        principal = Principal(user.id, user.name, user.account_id, user.is_admin)
+        await create_organization(session, principal, name)
+
+    _run_db(_settings(data), work)
+    console.print(f"created organization [cyan]{name}[/cyan]")
+
+
+@app.command()
+def grant(
+    user: str,
+    organization: str,
+    auth: Annotated[int, typer.Option(help="1 read, 3 edit, 7 manage.")] = 1,
+    data: DataOption = None,
+) -> None:
+    """Grant a user a permission on an organization."""
+    from ferry.identity.service import grant as grant_permission
+
+    async def work(session: Any) -> None:
+        await grant_permission(session, user, organization, auth)
+
+    _run_db(_settings(data), work)
+    console.print(f"granted {user} auth {auth} on {organization}")
+
+
+@repo_app.command("create")
+def repo_create(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    public: Annotated[bool, typer.Option("--public/--private")] = False,
+    data: DataOption = None,
+) -> None:
+    """Create a repository, or change whether it is public."""
+    from ferry.identity.service import IdentityError
+    from ferry.images.repositories import find_repository, repository_for_push
+    from ferry.names import parse_image_name
+
+    image = parse_image_name(name)
+    if image is None:
+        console.print(f"[red]error:[/red] invalid repository name {name!r}")
+        raise typer.Exit(2)
+
+    async def work(session: Any) -> None:
+        from ferry.errors import OCIError
+
+        try:
+            repository = await find_repository(session, image) or await repository_for_push(
+                session, image, "admin"
+            )
+        except OCIError as error:
+            raise IdentityError(error.message) from None
+        repository.is_public = public
+
+    _run_db(_settings(data), work)
+    console.print(f"repository [cyan]{name}[/cyan] is {'public' if public else 'private'}")

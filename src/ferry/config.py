@@ -1,0 +1,49 @@
+"""Settings for one Ferry region, from FERRY_* environment variables or a TOML file."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FERRY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    data_dir: Path = Path("./ferry-data")
+    # Empty means an embedded SQLite database inside data_dir.
+    database_url: str = ""
+    region: str = "cn-north-4"
+    # Public base URL clients see; empty means derived from each request's Host header.
+    public_url: str = ""
+    # HMAC key for registry tokens; empty means one is generated once and kept in data_dir.
+    secret_key: str = ""
+    registry_token_ttl: int = Field(default=900, ge=60)
+    # The bootstrap account administrator, created on first start when missing.
+    admin_account: str = "ferry"
+    admin_user: str = "admin"
+    admin_password: str = ""
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    upload_expiry_seconds: int = 7 * 24 * 3600
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'ferry.db'}"
+
+    def resolved_secret_key(self) -> str:
+        """Returns the configured key, or the one persisted in data_dir (made on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip()

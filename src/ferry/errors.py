@@ -1,0 +1,65 @@
+"""Error bodies in one place: the OCI distribution format (SWR's format joins in later)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+OCI_MESSAGES = {
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UPLOAD_INVALID": "blob upload invalid",
+    "BLOB_UPLOAD_UNKNOWN": "blob upload unknown to registry",
+    "DIGEST_INVALID": "provided digest did not match uploaded content",
+    "MANIFEST_BLOB_UNKNOWN": "manifest references a manifest or blob unknown to registry",
+    "MANIFEST_INVALID": "manifest invalid",
+    "MANIFEST_UNKNOWN": "manifest unknown to registry",
+    "NAME_INVALID": "invalid repository name",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "SIZE_INVALID": "provided length did not match content length",
+    "UNAUTHORIZED": "authentication required",
+    "DENIED": "requested access to the resource is denied",
+    "UNSUPPORTED": "the operation is unsupported",
+    "TOOMANYREQUESTS": "too many requests",
+    "RANGE_INVALID": "invalid content range",
+}
+
+
+class OCIError(Exception):
+    """An error a registry client sees as `{"errors": [{code, message, detail}]}`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str | None = None,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or OCI_MESSAGES.get(code, code))
+        self.status = status
+        self.code = code
+        self.message = message or OCI_MESSAGES.get(code, code)
+        self.detail = detail
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]}
+
+
+def blob_unknown(digest: str) -> OCIError:
+    return OCIError(404, "BLOB_UNKNOWN", detail={"digest": digest})
+
+
+def manifest_unknown(reference: str) -> OCIError:
+    return OCIError(404, "MANIFEST_UNKNOWN", detail={"reference": reference})
+
+
+def name_unknown(name: str, message: str | None = None) -> OCIError:
+    return OCIError(404, "NAME_UNKNOWN", message, detail={"name": name})
+
+
+def digest_invalid(digest: str, message: str | None = None) -> OCIError:
+    return OCIError(400, "DIGEST_INVALID", message, detail={"digest": digest})
+
+
+def upload_unknown(upload_id: str) -> OCIError:
+    return OCIError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})

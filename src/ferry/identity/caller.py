@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+READ, EDIT, MANAGE = 1, 3, 7
+
+ACTIONS_BY_AUTH = {
+    READ: frozenset({"pull"}),
+    EDIT: frozenset({"pull", "push", "delete"}),
+    MANAGE: frozenset({"pull", "push", "delete"}),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated party of one request. user_id None means anonymous."""
+
+    user_id: int | None
+    name: str
+    account_id: int | None = None
+    is_admin: bool = False
+    # Repository name -> actions the registry token granted.
+    grants: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+    def may(self, repository: str, action: str) -> bool:
+        return action in self.grants.get(repository, frozenset())
+
+
+ANONYMOUS = Caller(user_id=None, name="anonymous")

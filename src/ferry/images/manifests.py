@@ -1,0 +1,276 @@
+"""Manifests and tags: put (with reference checks), get, delete, tag lists, referrers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from ferry.errors import OCIError, digest_invalid, manifest_unknown
+from ferry.images.digests import require_digest, sha256_digest
+from ferry.images.manifest_format import OCI_INDEX, ParsedManifest, parse_manifest
+from ferry.images.repositories import repository_for_push, require_repository
+from ferry.metadata.db import Database
+from ferry.metadata.models import (
+    Blob,
+    Manifest,
+    ManifestReference,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    utcnow,
+)
+from ferry.names import ImageName, is_digest, is_tag
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    payload: bytes
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    digest: str
+    subject: str | None
+    # The tag's digest before this push (None: new tag, or a push by digest).
+    previous_digest: str | None
+    tag_moved: bool
+
+
+def check_reference(reference: str) -> None:
+    if ":" in reference:
+        require_digest(reference)
+    elif not is_tag(reference):
+        raise OCIError(400, "MANIFEST_INVALID", f"invalid tag {reference!r}")
+
+
+async def put_manifest(
+    db: Database,
+    image: ImageName,
+    reference: str,
+    payload: bytes,
+    content_type: str | None,
+    creator: str,
+) -> PutResult:
+    check_reference(reference)
+    digest = sha256_digest(payload)
+    if is_digest(reference) and reference != digest:
+        raise digest_invalid(reference, f"manifest digest is {digest}, not {reference}")
+    parsed = parse_manifest(payload, content_type)
+    async with db.write() as session:
+        repository = await repository_for_push(session, image, creator)
+        content_size = await _check_references(session, repository.id, parsed) + len(payload)
+        await _store(session, repository.id, digest, payload, parsed, content_size)
+        previous, moved = None, False
+        if not is_digest(reference):
+            previous, moved = await _set_tag(session, repository.id, reference, digest)
+        repository.updated_at = utcnow()
+    return PutResult(digest, parsed.subject, previous, moved)
+
+
+async def _check_references(session: AsyncSession, repository_id: int, parsed: ParsedManifest) -> int:
+    """Every referenced blob and child must be in the repository; returns their total size."""
+    total = 0
+    wanted_blobs = {d.digest for d in parsed.blobs if not d.foreign}
+    if wanted_blobs:
+        rows = await session.execute(
+            select(Blob.digest, Blob.size)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(RepositoryBlob.repository_id == repository_id, Blob.digest.in_(wanted_blobs))
+        )
+        found = dict(rows.tuples().all())
+        _require_all(wanted_blobs, found)
+        total += sum(found.values())
+    wanted_children = {d.digest for d in parsed.children}
+    if wanted_children:
+        rows = await session.execute(
+            select(Manifest.digest, Manifest.content_size).where(
+                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children)
+            )
+        )
+        found = dict(rows.tuples().all())
+        _require_all(wanted_children, found)
+        total += sum(found.values())
+    return total
+
+
+def _require_all(wanted: set[str], found: dict[str, int]) -> None:
+    missing = sorted(wanted - found.keys())
+    if missing:
+        raise OCIError(
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+            f"manifest references {len(missing)} unknown blob(s) or manifest(s)",
+            detail={"digest": missing[0], "missing": missing},
+        )
+
+
+async def _store(
+    session: AsyncSession,
+    repository_id: int,
+    digest: str,
+    payload: bytes,
+    parsed: ParsedManifest,
+    content_size: int,
+) -> None:
+    existing = await session.scalar(
+        select(Manifest.id).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
+    )
+    if existing is not None:
+        return
+    manifest = Manifest(
+        repository_id=repository_id,
+        digest=digest,
+        media_type=parsed.media_type,
+        artifact_type=parsed.artifact_type,
+        subject_digest=parsed.subject,
+        annotations=parsed.annotations,
+        size=len(payload),
+        content_size=content_size,
+        payload=payload,
+    )
+    session.add(manifest)
+    await session.flush()
+    references = {d.digest: False for d in parsed.blobs} | {d.digest: True for d in parsed.children}
+    session.add_all(
+        ManifestReference(manifest_id=manifest.id, digest=d, is_manifest=is_child)
+        for d, is_child in references.items()
+    )
+
+
+async def _set_tag(
+    session: AsyncSession, repository_id: int, name: str, digest: str
+) -> tuple[str | None, bool]:
+    tag = await session.get(Tag, (repository_id, name))
+    if tag is None:
+        session.add(Tag(repository_id=repository_id, name=name, digest=digest))
+        return None, True
+    previous = tag.digest
+    if previous != digest:
+        tag.digest = digest
+        tag.updated_at = utcnow()
+    return previous, previous != digest
+
+
+async def resolve(session: AsyncSession, repository_id: int, reference: str) -> Manifest:
+    if is_digest(reference):
+        condition = Manifest.digest == reference
+    else:
+        digest = await session.scalar(
+            select(Tag.digest).where(Tag.repository_id == repository_id, Tag.name == reference)
+        )
+        condition = Manifest.digest == digest
+    manifest = await session.scalar(
+        select(Manifest).where(Manifest.repository_id == repository_id, condition)
+    )
+    if manifest is None:
+        raise manifest_unknown(reference)
+    return manifest
+
+
+async def get_manifest(db: Database, image: ImageName, reference: str) -> StoredManifest:
+    check_reference(reference)
+    async with db.read() as session:
+        repository = await require_repository(session, image)
+        manifest = await resolve(session, repository.id, reference)
+        return StoredManifest(manifest.digest, manifest.media_type, manifest.payload, manifest.subject_digest)
+
+
+async def delete_manifest(db: Database, image: ImageName, reference: str) -> None:
+    """By digest: the manifest and every tag on it. By tag: only the tag."""
+    check_reference(reference)
+    async with db.write() as session:
+        repository = await require_repository(session, image)
+        if not is_digest(reference):
+            result = await session.execute(
+                delete(Tag).where(Tag.repository_id == repository.id, Tag.name == reference)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise manifest_unknown(reference)
+            return
+        manifest = await resolve(session, repository.id, reference)
+        await session.execute(
+            delete(Tag).where(Tag.repository_id == repository.id, Tag.digest == manifest.digest)
+        )
+        await session.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest.id))
+        await session.delete(manifest)
+
+
+async def list_tags(
+    db: Database, image: ImageName, limit: int | None, last: str | None
+) -> tuple[list[str], bool]:
+    """Tag names in lexical order after `last`; the flag says whether more follow."""
+    async with db.read() as session:
+        repository = await require_repository(session, image)
+        query = select(Tag.name).where(Tag.repository_id == repository.id).order_by(Tag.name)
+        if last:
+            query = query.where(Tag.name > last)
+        if limit is not None:
+            query = query.limit(limit + 1)
+        names = list(await session.scalars(query))
+    if limit is not None and len(names) > limit:
+        return names[:limit], True
+    return names, False
+
+
+async def referrers(db: Database, image: ImageName, digest: str, artifact_type: str | None) -> bytes:
+    """The referrers of a manifest as an OCI image index document."""
+    import json
+
+    require_digest(digest)
+    async with db.read() as session:
+        repository = await require_repository(session, image)
+        query = select(Manifest).where(
+            Manifest.repository_id == repository.id, Manifest.subject_digest == digest
+        )
+        if artifact_type:
+            query = query.where(Manifest.artifact_type == artifact_type)
+        rows = list(await session.scalars(query.order_by(Manifest.id)))
+    descriptors = []
+    for m in rows:
+        descriptor: dict[str, object] = {
+            "mediaType": m.media_type,
+            "digest": m.digest,
+            "size": m.size,
+        }
+        if m.artifact_type:
+            descriptor["artifactType"] = m.artifact_type
+        if m.annotations:
+            descriptor["annotations"] = m.annotations
+        descriptors.append(descriptor)
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+    return json.dumps(index).encode()
+
+
+async def catalog(
+    session: AsyncSession, readable_org_ids: list[int], limit: int | None, last: str | None
+) -> tuple[list[str], bool]:
+    from ferry.metadata.models import Organization
+
+    full_name = Organization.name + "/" + Repository.name
+    readable: ColumnElement[bool] = Repository.is_public.is_(True)
+    if readable_org_ids:
+        readable = readable | Repository.organization_id.in_(readable_org_ids)
+    query = (
+        select(full_name)
+        .join(Organization, Organization.id == Repository.organization_id)
+        .where(readable)
+        .order_by(full_name)
+    )
+    if last:
+        query = query.where(full_name > last)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    names = list(await session.scalars(query))
+    if limit is not None and len(names) > limit:
+        return names[:limit], True
+    return names, False
+
+
+async def count_tags(session: AsyncSession, repository_id: int) -> int:
+    return int(await session.scalar(select(func.count()).where(Tag.repository_id == repository_id)) or 0)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.errors import OCIError, name_unknown
+from ferry.metadata.models import Organization, Repository, utcnow
+from ferry.names import ImageName
+
+
+async def find_repository(session: AsyncSession, image: ImageName) -> Repository | None:
+    return await session.scalar(
+        select(Repository)
+        .join(Organization, Organization.id == Repository.organization_id)
+        .where(Organization.name == image.organization, Repository.name == image.repository)
+    )
+
+
+async def require_repository(session: AsyncSession, image: ImageName) -> Repository:
+    repository = await find_repository(session, image)
+    if repository is None:
+        raise name_unknown(str(image))
+    return repository
+
+
+async def repository_for_push(session: AsyncSession, image: ImageName, creator: str) -> Repository:
+    """The repository a push lands in, created on first push inside an existing organization."""
+    repository = await find_repository(session, image)
+    if repository is not None:
+        return repository
+    org = await session.scalar(select(Organization).where(Organization.name == image.organization))
+    if org is None:
+        raise OCIError(
+            404,
+            "NAME_UNKNOWN",
+            f"organization '{image.organization}' does not exist: create it first "
+            f"(ferry org create {image.organization}, or POST /v2/manage/namespaces)",
+            detail={"name": str(image)},
+        )
+    await insert_ignore(
+        session,
+        Repository,
+        organization_id=org.id,
+        name=image.repository,
+        creator_name=creator,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    repository = await find_repository(session, image)
+    assert repository is not None
+    return repository
+
+
+async def insert_ignore(session: AsyncSession, model: type[Any], **values: Any) -> None:
+    """INSERT that does nothing when the row exists, on SQLite and PostgreSQL alike."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    await session.execute(module.insert(model).values(**values).on_conflict_do_nothing())

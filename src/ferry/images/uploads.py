@@ -1,0 +1,152 @@
+"""Upload sessions: monolithic, chunked and resumable, verified before the blob becomes visible.
+
+The sha256 state of a chunked upload lives in this process between requests as a cache only:
+when it is missing (another process took the last chunk, or a restart) the bytes are re-read
+from the store, so nothing depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterable
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ferry.errors import OCIError, digest_invalid, upload_unknown
+from ferry.images import blobs
+from ferry.images.digests import hashed, require_digest
+from ferry.images.repositories import repository_for_push, require_repository
+from ferry.metadata.db import Database
+from ferry.metadata.models import Upload
+from ferry.names import ImageName
+from ferry.storage import BlobStore, UploadMissing
+
+
+class RangeMismatch(OCIError):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            416,
+            "BLOB_UPLOAD_INVALID",
+            f"chunk does not start at the upload's current size {size}",
+            headers={"Range": f"0-{max(size - 1, 0)}"},
+        )
+        self.size = size
+
+
+class Uploads:
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+        self._hashers: dict[str, tuple[int, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self, image: ImageName, creator: str) -> str:
+        upload_id = uuid.uuid4().hex
+        async with self.db.write() as session:
+            repository = await repository_for_push(session, image, creator)
+            session.add(Upload(id=upload_id, repository_id=repository.id))
+        await self.store.start_upload(upload_id)
+        return upload_id
+
+    async def size(self, image: ImageName, upload_id: str) -> int:
+        await self._require(image, upload_id)
+        try:
+            return await self.store.upload_size(upload_id)
+        except UploadMissing:
+            raise upload_unknown(upload_id) from None
+
+    async def append(
+        self,
+        image: ImageName,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        start: int | None = None,
+    ) -> int:
+        """Appends one chunk; `start` (from Content-Range) must equal the current size."""
+        await self._require(image, upload_id)
+        async with self._lock(upload_id):
+            return await self._append(upload_id, chunks, start)
+
+    async def finish(
+        self, image: ImageName, upload_id: str, digest: str, chunks: AsyncIterable[bytes] | None
+    ) -> int:
+        """Takes the last chunk, verifies the digest and makes the blob visible; returns its size."""
+        digest = require_digest(digest)
+        repository_id = await self._require(image, upload_id)
+        async with self._lock(upload_id):
+            if chunks is not None:
+                await self._append(upload_id, chunks, None)
+            size, actual = await self._digest_of(upload_id)
+            if actual != digest:
+                await self._discard(upload_id)
+                raise digest_invalid(digest, f"content digest is {actual}, not {digest}")
+            await self.store.commit_upload(upload_id, digest)
+            async with self.db.write() as session:
+                await blobs.link(session, repository_id, digest, size)
+                await session.execute(delete(Upload).where(Upload.id == upload_id))
+            self._forget(upload_id)
+            return size
+
+    async def monolithic(
+        self, image: ImageName, creator: str, digest: str, chunks: AsyncIterable[bytes]
+    ) -> int:
+        digest = require_digest(digest)
+        upload_id = await self.start(image, creator)
+        return await self.finish(image, upload_id, digest, chunks)
+
+    async def cancel(self, image: ImageName, upload_id: str) -> None:
+        await self._require(image, upload_id)
+        await self._discard(upload_id)
+
+    async def _require(self, image: ImageName, upload_id: str) -> int:
+        async with self.db.read() as session:
+            repository = await require_repository(session, image)
+            found = await session.scalar(select(Upload.repository_id).where(Upload.id == upload_id))
+        if found != repository.id:
+            raise upload_unknown(upload_id)
+        return repository.id
+
+    async def _append(self, upload_id: str, chunks: AsyncIterable[bytes], start: int | None) -> int:
+        try:
+            size = await self.store.upload_size(upload_id)
+        except UploadMissing:
+            raise upload_unknown(upload_id) from None
+        if start is not None and start != size:
+            raise RangeMismatch(size)
+        hasher = self._hasher_at(upload_id, size)
+        stream = hashed(chunks, hasher) if hasher is not None else chunks
+        new_size = await self.store.append_upload(upload_id, stream)
+        if hasher is not None:
+            self._hashers[upload_id] = (new_size, hasher)
+        return new_size
+
+    def _hasher_at(self, upload_id: str, size: int) -> Any:
+        cached = self._hashers.get(upload_id)
+        if cached and cached[0] == size:
+            return cached[1]
+        return hashlib.sha256() if size == 0 else None
+
+    async def _digest_of(self, upload_id: str) -> tuple[int, str]:
+        size = await self.store.upload_size(upload_id)
+        hasher = self._hasher_at(upload_id, size)
+        if hasher is None:
+            hasher = hashlib.sha256()
+            async for chunk in self.store.read_upload(upload_id):
+                hasher.update(chunk)
+        return size, "sha256:" + hasher.hexdigest()
+
+    async def _discard(self, upload_id: str) -> None:
+        await self.store.abort_upload(upload_id)
+        async with self.db.write() as session:
+            await session.execute(delete(Upload).where(Upload.id == upload_id))
+        self._forget(upload_id)
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(upload_id, asyncio.Lock())
+
+    def _forget(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        self._locks.pop(upload_id, None)

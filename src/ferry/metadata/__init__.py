@@ -1,0 +1,1 @@
+"""Relational metadata: models, the database handle, migrations."""

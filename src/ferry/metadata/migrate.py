@@ -1,0 +1,44 @@
+"""Schema migrations with Alembic, configured in code so no alembic.ini has to be found."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from ferry.metadata.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+async def upgrade(database: Database) -> None:
+    """Brings the schema to the newest revision, on the database's own engine."""
+
+    def _upgrade(connection: object) -> None:
+        config = alembic_config(database.url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with database._write_engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+def upgrade_sync(url: str) -> None:
+    database = Database(url)
+
+    async def _go() -> None:
+        try:
+            await upgrade(database)
+        finally:
+            await database.close()
+
+    asyncio.run(_go())

@@ -1,0 +1,47 @@
+"""Naming rules: organizations and repositories (SWR), tags and digests (OCI)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ORGANIZATION_RE = re.compile(r"^[a-z][a-z0-9]*(?:(?:[._-]|__)[a-z0-9]+)*$")
+REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:(?:[./_-]|__)[a-z0-9]+)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+# Any algorithm the spec's grammar allows; only sha256 is accepted for content.
+DIGEST_GRAMMAR_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+RESERVED_ORGANIZATIONS = frozenset({"manage"})
+
+
+@dataclass(frozen=True)
+class ImageName:
+    organization: str
+    repository: str
+
+    def __str__(self) -> str:
+        return f"{self.organization}/{self.repository}"
+
+
+def is_organization(name: str) -> bool:
+    return 1 <= len(name) <= 64 and bool(ORGANIZATION_RE.match(name))
+
+
+def is_repository(name: str) -> bool:
+    return 1 <= len(name) <= 128 and bool(REPOSITORY_RE.match(name))
+
+
+def is_tag(tag: str) -> bool:
+    return bool(TAG_RE.match(tag))
+
+
+def is_digest(value: str) -> bool:
+    return bool(DIGEST_RE.match(value))
+
+
+def parse_image_name(name: str) -> ImageName | None:
+    """Splits `org/repo[/more]`; None when either part breaks its rule."""
+    organization, sep, repository = name.partition("/")
+    if not sep or not is_organization(organization) or not is_repository(repository):
+        return None
+    return ImageName(organization, repository)

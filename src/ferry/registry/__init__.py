@@ -1,0 +1,1 @@
+"""The OCI Distribution API v1.1 over aiohttp: thin handlers over ferry.images."""

@@ -1,0 +1,154 @@
+"""Authentication and authorization for /v2, in one place, plus the token endpoint.
+
+Each registry handler declares the action it needs with `@requires`; the middleware checks the
+bearer token against it before the handler runs and hands the handler the caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ferry.errors import OCIError
+from ferry.identity.caller import ANONYMOUS, Caller
+from ferry.identity.registry_tokens import Scope
+from ferry.identity.service import Principal, allowed_actions, authenticate_password
+from ferry.names import parse_image_name
+from ferry.state import state
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CALLER = "ferry.caller"
+# Actions a handler can declare: a repository action on match_info["name"], or "login" for
+# endpoints that only need a valid token (GET /v2/, the catalog).
+REPOSITORY_ACTIONS = ("pull", "push", "delete")
+
+
+def requires(action: str) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        handler.ferry_action = action  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def caller_of(request: web.Request) -> Caller:
+    caller: Caller = request[CALLER]
+    return caller
+
+
+@web.middleware
+async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    action = getattr(request.match_info.handler, "ferry_action", None)
+    if action is None:
+        return await handler(request)
+    name = request.match_info.get("name")
+    if name is not None and parse_image_name(name) is None:
+        raise OCIError(400, "NAME_INVALID", f"invalid image name {name!r}", {"name": name})
+    caller = _bearer_caller(request)
+    if caller is None:
+        raise _challenge(request, name, action, error=None)
+    if name is not None and not caller.may(name, action):
+        raise _challenge(request, name, action, error="insufficient_scope")
+    request[CALLER] = caller
+    return await handler(request)
+
+
+def _bearer_caller(request: web.Request) -> Caller | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    claims = state(request).registry_tokens.verify(token.strip())
+    if claims is None:
+        return None
+    grants: dict[str, frozenset[str]] = {}
+    for entry in claims.get("access", []):
+        if entry.get("type") == "repository":
+            grants[entry["name"]] = grants.get(entry["name"], frozenset()) | set(entry["actions"])
+    if claims.get("uid") is None:
+        return Caller(user_id=None, name="anonymous", grants=grants)
+    return Caller(claims["uid"], claims["sub"], claims.get("acct"), bool(claims.get("adm")), grants)
+
+
+def _challenge(request: web.Request, name: str | None, action: str, error: str | None) -> OCIError:
+    app_state = state(request)
+    parts = [
+        f'realm="{app_state.base_url(request)}/v2/token"',
+        f'service="{app_state.settings.region}"',
+    ]
+    if name is not None:
+        actions = "pull" if action == "pull" else f"pull,{action}"
+        parts.append(f'scope="repository:{name}:{actions}"')
+    if error:
+        parts.append(f'error="{error}"')
+    headers = {"WWW-Authenticate": "Bearer " + ",".join(parts)}
+    if error:
+        return OCIError(401, "DENIED", detail={"name": name, "action": action}, headers=headers)
+    return OCIError(401, "UNAUTHORIZED", headers=headers)
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OCIError(401, "UNAUTHORIZED", "malformed Basic credentials") from None
+    return username, password
+
+
+async def token_endpoint(request: web.Request) -> web.Response:
+    """Docker token protocol: GET with Basic auth, or the OAuth2 password grant by POST."""
+    app_state = state(request)
+    credentials = _basic_credentials(request)
+    scopes = request.query.getall("scope", [])
+    if request.method == "POST":
+        form = await request.post()
+        if form.get("grant_type") == "password":
+            credentials = (str(form.get("username", "")), str(form.get("password", "")))
+        scopes = [str(form.get("scope", ""))]
+    principal: Principal | None = None
+    if credentials is not None:
+        async with app_state.db.read() as session:
+            principal = await authenticate_password(session, *credentials)
+        if principal is None:
+            raise OCIError(
+                401,
+                "UNAUTHORIZED",
+                "incorrect username or password",
+                headers={"WWW-Authenticate": f'Basic realm="{app_state.settings.region}"'},
+            )
+    access = await _grant(app_state, principal, scopes)
+    extra: dict[str, Any] = {}
+    if principal is not None:
+        extra = {"uid": principal.user_id, "acct": principal.account_id, "adm": principal.is_admin}
+    subject = principal.name if principal else ANONYMOUS.name
+    token, issued, ttl = app_state.registry_tokens.issue(subject, access, extra)
+    issued_at = datetime.fromtimestamp(issued, UTC).isoformat().replace("+00:00", "Z")
+    body = {"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued_at}
+    return web.json_response(body)
+
+
+async def _grant(app_state: Any, principal: Principal | None, scopes: list[str]) -> list[dict[str, Any]]:
+    access: list[dict[str, Any]] = []
+    async with app_state.db.read() as session:
+        for text in (s for raw in scopes for s in raw.split(" ") if s):
+            scope = Scope.parse(text)
+            if scope is None:
+                continue
+            if scope.type == "registry" and scope.name == "catalog":
+                access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+                continue
+            image = parse_image_name(scope.name)
+            if scope.type != "repository" or image is None:
+                continue
+            wanted = set(REPOSITORY_ACTIONS if "*" in scope.actions else scope.actions)
+            granted = wanted & await allowed_actions(session, principal, image)
+            access.append({"type": "repository", "name": scope.name, "actions": sorted(granted)})
+    return access

@@ -1,0 +1,156 @@
+"""Blob and upload handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ferry.errors import OCIError, blob_unknown
+from ferry.images import blobs
+from ferry.images.digests import require_digest
+from ferry.images.repositories import repository_for_push, require_repository
+from ferry.names import ImageName, parse_image_name
+from ferry.registry.auth import caller_of, requires
+from ferry.state import state
+
+
+def image_of(request: web.Request) -> ImageName:
+    image = parse_image_name(request.match_info["name"])
+    assert image is not None  # the auth middleware rejected invalid names
+    return image
+
+
+def _upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+def _blob_created(name: str, digest: str) -> web.Response:
+    headers = {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest}
+    return web.Response(status=201, headers=headers)
+
+
+@requires("pull")
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    app = state(request)
+    digest = require_digest(request.match_info["digest"])
+    async with app.db.read() as session:
+        repository = await require_repository(session, image_of(request))
+        size = await blobs.linked_size(session, repository.id, digest)
+    if size is None:
+        raise blob_unknown(digest)
+    headers = {
+        "Docker-Content-Digest": digest,
+        "Content-Type": "application/octet-stream",
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    path = app.store.local_path(digest)
+    if path is not None:
+        return web.FileResponse(path, headers=headers)
+    if request.method == "HEAD":
+        return web.Response(headers=headers | {"Content-Length": str(size)})
+    response = web.StreamResponse(headers=headers)
+    response.content_length = size
+    await response.prepare(request)
+    async for chunk in app.store.read(digest):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@requires("delete")
+async def delete_blob(request: web.Request) -> web.Response:
+    app = state(request)
+    digest = require_digest(request.match_info["digest"])
+    async with app.db.write() as session:
+        repository = await require_repository(session, image_of(request))
+        if not await blobs.unlink(session, repository.id, digest):
+            raise blob_unknown(digest)
+    return web.Response(status=202, headers={"Docker-Content-Digest": digest})
+
+
+@requires("push")
+async def start_upload(request: web.Request) -> web.Response:
+    app = state(request)
+    image, name = image_of(request), request.match_info["name"]
+    caller = caller_of(request)
+    if "mount" in request.query:
+        digest = require_digest(request.query["mount"])
+        if await _mount(request, image, digest):
+            return _blob_created(name, digest)
+    elif "digest" in request.query:
+        digest = request.query["digest"]
+        body = request.content.iter_any()
+        await app.uploads.monolithic(image, caller.name, digest, body)
+        return _blob_created(name, digest)
+    upload_id = await app.uploads.start(image, caller.name)
+    return web.Response(status=202, headers=_upload_headers(name, upload_id, 0))
+
+
+async def _mount(request: web.Request, image: ImageName, digest: str) -> bool:
+    """Links a blob the caller can already read elsewhere; False means upload it instead."""
+    app, caller = state(request), caller_of(request)
+    source_name = request.query.get("from")
+    async with app.db.write() as session:
+        if source_name:
+            source = parse_image_name(source_name)
+            if source is None or not caller.may(source_name, "pull"):
+                return False
+            source_repo = await require_repository(session, source) if source else None
+            size = await blobs.linked_size(session, source_repo.id, digest) if source_repo else None
+        else:
+            size = await blobs.readable_source_with_blob(session, caller, digest)
+        if size is None:
+            return False
+        repository = await repository_for_push(session, image, caller.name)
+        await blobs.link(session, repository.id, digest, size)
+    return True
+
+
+@requires("push")
+async def upload_status(request: web.Request) -> web.Response:
+    upload_id = request.match_info["upload_id"]
+    size = await state(request).uploads.size(image_of(request), upload_id)
+    return web.Response(status=204, headers=_upload_headers(request.match_info["name"], upload_id, size))
+
+
+def _content_range_start(request: web.Request) -> int | None:
+    header = request.headers.get("Content-Range")
+    if header is None:
+        return None
+    start, sep, end = header.removeprefix("bytes ").strip().partition("-")
+    if not sep or not start.isdigit() or not end.isdigit() or int(end) < int(start):
+        raise OCIError(416, "BLOB_UPLOAD_INVALID", f"malformed Content-Range {header!r}")
+    if request.content_length is not None and request.content_length != int(end) - int(start) + 1:
+        raise OCIError(416, "BLOB_UPLOAD_INVALID", "Content-Range does not match Content-Length")
+    return int(start)
+
+
+@requires("push")
+async def patch_upload(request: web.Request) -> web.Response:
+    upload_id = request.match_info["upload_id"]
+    start = _content_range_start(request)
+    size = await state(request).uploads.append(
+        image_of(request), upload_id, request.content.iter_any(), start
+    )
+    return web.Response(status=202, headers=_upload_headers(request.match_info["name"], upload_id, size))
+
+
+@requires("push")
+async def finish_upload(request: web.Request) -> web.Response:
+    upload_id = request.match_info["upload_id"]
+    digest = request.query.get("digest")
+    if not digest:
+        raise OCIError(400, "DIGEST_INVALID", "the digest query parameter is required")
+    body = request.content.iter_any() if request.body_exists else None
+    await state(request).uploads.finish(image_of(request), upload_id, digest, body)
+    return _blob_created(request.match_info["name"], digest)
+
+
+@requires("push")
+async def cancel_upload(request: web.Request) -> web.Response:
+    await state(request).uploads.cancel(image_of(request), request.match_info["upload_id"])
+    return web.Response(status=204)

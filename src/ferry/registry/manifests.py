@@ -1,0 +1,107 @@
+"""Manifest, tag list, referrers, catalog and base handlers."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ferry.errors import OCIError
+from ferry.identity.service import readable_organization_ids
+from ferry.images import manifests
+from ferry.images.manifest_format import OCI_INDEX
+from ferry.registry.auth import caller_of, requires
+from ferry.registry.blobs import image_of
+from ferry.state import state
+
+
+@requires("login")
+async def base(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+@requires("pull")
+async def get_manifest(request: web.Request) -> web.Response:
+    stored = await manifests.get_manifest(
+        state(request).db, image_of(request), request.match_info["reference"]
+    )
+    headers = {"Docker-Content-Digest": stored.digest, "ETag": f'"{stored.digest}"'}
+    return web.Response(body=stored.payload, content_type=stored.media_type, headers=headers)
+
+
+@requires("push")
+async def put_manifest(request: web.Request) -> web.Response:
+    app = state(request)
+    limit = app.settings.max_manifest_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise OCIError(413, "SIZE_INVALID", f"manifest larger than {limit} bytes")
+    payload = await request.content.read(limit + 1)
+    if len(payload) > limit:
+        raise OCIError(413, "SIZE_INVALID", f"manifest larger than {limit} bytes")
+    result = await manifests.put_manifest(
+        app.db,
+        image_of(request),
+        request.match_info["reference"],
+        payload,
+        request.headers.get("Content-Type"),
+        caller_of(request).name,
+    )
+    name = request.match_info["name"]
+    headers = {
+        "Location": f"/v2/{name}/manifests/{result.digest}",
+        "Docker-Content-Digest": result.digest,
+    }
+    if result.subject:
+        headers["OCI-Subject"] = result.subject
+    return web.Response(status=201, headers=headers)
+
+
+@requires("delete")
+async def delete_manifest(request: web.Request) -> web.Response:
+    await manifests.delete_manifest(state(request).db, image_of(request), request.match_info["reference"])
+    return web.Response(status=202)
+
+
+def _page(request: web.Request) -> tuple[int | None, str | None]:
+    raw = request.query.get("n")
+    limit = None
+    if raw is not None:
+        if not raw.isdigit() or int(raw) > 100_000:
+            raise OCIError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {raw!r}")
+        limit = int(raw)
+    return limit, request.query.get("last") or None
+
+
+def _next_link(path: str, limit: int | None, last: str) -> dict[str, str]:
+    query = urlencode({"n": limit, "last": last} if limit is not None else {"last": last})
+    return {"Link": f'<{path}?{query}>; rel="next"'}
+
+
+@requires("pull")
+async def list_tags(request: web.Request) -> web.Response:
+    limit, last = _page(request)
+    name = request.match_info["name"]
+    tags, more = await manifests.list_tags(state(request).db, image_of(request), limit, last)
+    headers = _next_link(f"/v2/{name}/tags/list", limit, tags[-1]) if more and tags else {}
+    return web.json_response({"name": name, "tags": tags}, headers=headers)
+
+
+@requires("pull")
+async def list_referrers(request: web.Request) -> web.Response:
+    artifact_type = request.query.get("artifactType")
+    body = await manifests.referrers(
+        state(request).db, image_of(request), request.match_info["digest"], artifact_type
+    )
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return web.Response(body=body, content_type=OCI_INDEX, headers=headers)
+
+
+@requires("login")
+async def catalog(request: web.Request) -> web.Response:
+    limit, last = _page(request)
+    app = state(request)
+    async with app.db.read() as session:
+        org_ids = await readable_organization_ids(session, caller_of(request))
+        names, more = await manifests.catalog(session, org_ids or [], limit, last)
+    headers = _next_link("/v2/_catalog", limit, names[-1]) if more and names else {}
+    return web.json_response({"repositories": names}, headers=headers)

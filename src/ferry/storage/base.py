@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+
+class UploadMissing(Exception):
+    """The upload's bytes are gone (expired, aborted or never started)."""
+
+
+class BlobStore(Protocol):
+    """Blobs by digest, plus the in-progress uploads they are born from.
+
+    An upload is an append-only byte sequence. `commit_upload` makes it the blob for a digest the
+    caller has already verified, atomically: readers see the whole blob or nothing.
+    """
+
+    async def start_upload(self, upload_id: str) -> None: ...
+
+    async def upload_size(self, upload_id: str) -> int:
+        """Raises UploadMissing when the upload has no bytes store-side."""
+        ...
+
+    async def append_upload(self, upload_id: str, chunks: AsyncIterable[bytes]) -> int:
+        """Appends every chunk; returns the upload's new size."""
+        ...
+
+    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]: ...
+
+    async def commit_upload(self, upload_id: str, digest: str) -> None: ...
+
+    async def abort_upload(self, upload_id: str) -> None: ...
+
+    async def stat(self, digest: str) -> int | None:
+        """The blob's size, or None when it is not stored."""
+        ...
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of a blob, in bounded chunks."""
+        ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """A path the kernel can sendfile from, when the driver has one."""
+        ...
+
+    async def delete(self, digest: str) -> None: ...

@@ -1,0 +1,110 @@
+"""Filesystem driver: blobs at blobs/sha256/ab/<hex>, uploads at uploads/<id>.
+
+Writes go to the upload file; a commit fsyncs it and renames it into place, so a crash at any
+moment leaves either no blob or the complete one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+from ferry.storage.base import UploadMissing
+
+READ_CHUNK = 1024 * 1024
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs" / "sha256"
+        self.uploads = root / "uploads"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    def _blob_path(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[1]
+        return self.blobs / hexpart[:2] / hexpart
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.uploads / upload_id
+
+    async def start_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch()
+
+    async def upload_size(self, upload_id: str) -> int:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+
+    async def append_upload(self, upload_id: str, chunks: AsyncIterable[bytes]) -> int:
+        path = self._upload_path(upload_id)
+        if not path.exists():
+            raise UploadMissing(upload_id)
+        # Inline writes land in the page cache and measured faster than a thread hop per chunk;
+        # durability comes from the fsync at commit.
+        with path.open("ab") as f:
+            async for chunk in chunks:
+                f.write(chunk)
+            return f.tell()
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        path = self._upload_path(upload_id)
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        with f:
+            while chunk := await asyncio.to_thread(f.read, READ_CHUNK):
+                yield chunk
+
+    async def commit_upload(self, upload_id: str, digest: str) -> None:
+        await asyncio.to_thread(self._commit, self._upload_path(upload_id), self._blob_path(digest))
+
+    @staticmethod
+    def _commit(src: Path, dst: Path) -> None:
+        if not src.exists():
+            raise UploadMissing(src.name)
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        dirfd = os.open(dst.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    async def abort_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    async def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        with self._blob_path(digest).open("rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await asyncio.to_thread(f.read, size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    async def delete(self, digest: str) -> None:
+        self._blob_path(digest).unlink(missing_ok=True)

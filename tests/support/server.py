@@ -1,0 +1,102 @@
+"""Real Ferry server processes for tests: free loopback ports, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ADMIN_PASSWORD = "admin-pass-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class FerryServer:
+    data: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def _env(self) -> dict[str, str]:
+        return os.environ | {
+            "FERRY_DATA_DIR": str(self.data),
+            "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "FERRY_PORT": str(self.port),
+            "FERRY_HOST": "127.0.0.1",
+        } | self.env
+
+    def start(self, timeout: float = 30) -> FerryServer:
+        self.data.mkdir(parents=True, exist_ok=True)
+        log = (self.data / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ferry", "serve"], env=self._env(), stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ferry exited: {(self.data / 'server.log').read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("ferry did not become healthy")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case."""
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Runs `ferry ARGS` against this server's data directory."""
+        return subprocess.run(
+            [sys.executable, "-m", "ferry", *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def user(self, name: str, password: str) -> None:
+        self.cli("user", "create", name, "--password", password)
+
+    def org(self, name: str) -> None:
+        self.cli("org", "create", name)
+
+    def grant(self, user: str, org: str, auth: int) -> None:
+        self.cli("grant", user, org, "--auth", str(auth))
