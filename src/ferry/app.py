@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from ferry.config import Settings
-from ferry.errors import OCIError
+from ferry.errors import OCIError, SWRError
 from ferry.identity import service as identity
+from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
+from ferry.manage.auth import management_auth
+from ferry.manage.routes import add_routes as add_management_routes
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import upgrade
 from ferry.registry.auth import registry_auth
-from ferry.registry.routes import add_routes
+from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState
 from ferry.storage import FilesystemBlobStore
 
@@ -24,30 +28,52 @@ log = logging.getLogger("ferry")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _oci_response(request: web.Request, error: OCIError) -> web.Response:
+def _error_response(request: web.Request, error: OCIError | SWRError) -> web.Response:
     body = None if request.method == "HEAD" else json.dumps(error.body()).encode()
     return web.Response(
         status=error.status, body=body, content_type="application/json", headers=error.headers
     )
 
 
+def is_registry_path(path: str) -> bool:
+    """The OCI API owns /v2/... except the management API under /v2/manage."""
+    return path.startswith("/v2/") and not path.startswith("/v2/manage")
+
+
+def _not_found(request: web.Request, status: int) -> OCIError | SWRError:
+    if is_registry_path(request.path):
+        if status == 405:
+            return OCIError(405, "UNSUPPORTED", "method not allowed")
+        return OCIError(404, "NOT_FOUND", "no such endpoint")
+    if status == 405:
+        return SWRError(405, "SVCSTG.SWR.4050000", "method not allowed")
+    return SWRError(404, "SVCSTG.SWR.4040083", f"requested URL {request.path} not found")
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as a spec-shaped error body; nothing escapes as a bare 500."""
+    """Every failure leaves as the API's own error body; nothing escapes as a bare 500."""
+    request_id = uuid.uuid4().hex
     try:
         response = await handler(request)
-    except OCIError as error:
-        response = _oci_response(request, error)
+    except (OCIError, SWRError) as error:
+        response = _error_response(request, error)
     except web.HTTPNotFound:
-        response = _oci_response(request, OCIError(404, "NOT_FOUND", "no such endpoint"))
+        response = _error_response(request, _not_found(request, 404))
     except web.HTTPMethodNotAllowed:
-        response = _oci_response(request, OCIError(405, "UNSUPPORTED", "method not allowed"))
+        response = _error_response(request, _not_found(request, 405))
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        response = _oci_response(request, OCIError(500, "UNKNOWN", "internal error"))
-    if request.path.startswith("/v2"):
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        failure: OCIError | SWRError = (
+            OCIError(500, "UNKNOWN", "internal error")
+            if is_registry_path(request.path)
+            else SWRError(500, "SVCSTG.SWR.5000007", "operation failed")
+        )
+        response = _error_response(request, failure)
+    response.headers["X-Request-Id"] = request_id
+    if request.path.startswith("/v2/"):
         response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
     return response
 
@@ -73,11 +99,14 @@ def build_state(settings: Settings) -> AppState:
     db = Database(settings.resolved_database_url())
     store = FilesystemBlobStore(settings.data_dir / "storage")
     tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
-    return AppState(settings, db, store, Uploads(db, store), tokens)
+    iam_tokens = IamTokens(settings.resolved_secret_key())
+    return AppState(settings, db, store, Uploads(db, store), tokens, iam_tokens)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[errors, registry_auth], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[errors, management_auth, registry_auth], client_max_size=8 * 1024 * 1024
+    )
     app_state = build_state(settings)
     app[STATE] = app_state
 
@@ -88,7 +117,9 @@ def create_app(settings: Settings) -> web.Application:
         await app_state.db.close()
 
     app.cleanup_ctx.append(lifecycle)
-    add_routes(app)
+    # Management routes first: "/v2/manage/..." must never resolve as an image name.
+    add_management_routes(app)
+    add_registry_routes(app)
     app.router.add_get("/healthz", healthz)
     return app
 

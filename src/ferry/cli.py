@@ -193,3 +193,90 @@ def repo_create(
 
     _run_db(_settings(data), work)
     console.print(f"repository [cyan]{name}[/cyan] is {'public' if public else 'private'}")
+
+
+key_app = typer.Typer(help="Manage access keys (AK/SK) for the management API and docker login.")
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("create")
+def key_create(user: str, data: DataOption = None) -> None:
+    """Create an access key for USER and print it (the SK is shown only here)."""
+    from ferry.identity.access_keys import create_access_key
+    from ferry.identity.organizations import account_of
+    from ferry.metadata.models import User
+
+    settings = _settings(data)
+
+    async def work(session: Any) -> dict[str, str]:
+        ak, sk = await create_access_key(session, user)
+        owner = await session.scalar(select(User).where(User.name == user))
+        account = await account_of(session, owner.account_id)
+        return {"ak": ak, "sk": sk, "project_id": account.project_id, "domain_id": account.domain_id}
+
+    created = _run_db(settings, work)
+    console.print_json(json.dumps(created | {"region": settings.region}))
+
+
+@key_app.command("list")
+def key_list(user: str, data: DataOption = None) -> None:
+    """List USER's access keys."""
+    from rich.table import Table
+
+    from ferry.identity.access_keys import list_access_keys
+
+    async def work(session: Any) -> list[tuple[str, bool, str]]:
+        keys = await list_access_keys(session, user)
+        return [(k.access_key, k.enabled, k.created_at.isoformat()) for k in keys]
+
+    table = Table("access key", "enabled", "created")
+    for ak, enabled, created in _run_db(_settings(data), work):
+        table.add_row(ak, "yes" if enabled else "no", created)
+    console.print(table)
+
+
+def _key_change(access_key: str, data: Path | None, change: str) -> None:
+    from ferry.identity import access_keys
+
+    async def work(session: Any) -> None:
+        if change == "delete":
+            await access_keys.delete_access_key(session, access_key)
+        else:
+            await access_keys.set_access_key_enabled(session, access_key, change == "enable")
+
+    _run_db(_settings(data), work)
+    console.print(f"access key {access_key}: {change}d")
+
+
+@key_app.command("disable")
+def key_disable(access_key: str, data: DataOption = None) -> None:
+    """Disable an access key (signatures with it fail until it is enabled again)."""
+    _key_change(access_key, data, "disable")
+
+
+@key_app.command("enable")
+def key_enable(access_key: str, data: DataOption = None) -> None:
+    """Enable a disabled access key."""
+    _key_change(access_key, data, "enable")
+
+
+@key_app.command("delete")
+def key_delete(access_key: str, data: DataOption = None) -> None:
+    """Delete an access key for good."""
+    _key_change(access_key, data, "delete")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    data: DataOption = None,
+) -> None:
+    """Change a user's password; the user's IAM tokens stop working."""
+    from ferry.identity.service import change_password
+
+    async def work(session: Any) -> None:
+        await change_password(session, name, password)
+
+    _run_db(_settings(data), work)
+    console.print(f"password of {name} changed")

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     admin_password: str = ""
     max_manifest_bytes: int = 4 * 1024 * 1024
+    namespace_quota: int = Field(default=100, ge=1)
     upload_expiry_seconds: int = 7 * 24 * 3600
 
     def resolved_database_url(self) -> str:

@@ -63,3 +63,46 @@ def digest_invalid(digest: str, message: str | None = None) -> OCIError:
 
 def upload_unknown(upload_id: str) -> OCIError:
     return OCIError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+
+
+class SWRError(Exception):
+    """A management API error in SWR's combined body format (old and new field names)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "errors": [{"errorCode": self.code, "errorMessage": self.message, "detail": ""}],
+            "error_code": self.code,
+            "error_msg": self.message,
+            "details": [{"error_code": self.code, "error_msg": self.message}],
+        }
+
+
+def swr_bad_request(message: str, code: str = "SVCSTG.SWR.4001025") -> SWRError:
+    return SWRError(400, code, message)
+
+
+def swr_forbidden(message: str = "Insufficient permissions") -> SWRError:
+    return SWRError(403, "SVCSTG.SWR.4030170", message)
+
+
+def swr_unauthorized(message: str, code: str = "APIGW.0301") -> SWRError:
+    return SWRError(401, code, message)
+
+
+def organization_not_found(name: str) -> SWRError:
+    return SWRError(404, "SVCSTG.SWR.4040058", f"organization '{name}' not found")
+
+
+def repository_not_found(name: str) -> SWRError:
+    return SWRError(404, "SVCSTG.SWR.4040113", f"repository '{name}' not found")
+
+
+def tag_not_found(tag: str) -> SWRError:
+    return SWRError(404, "SVCSTG.SWR.4040115", f"image tag '{tag}' not found")

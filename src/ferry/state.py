@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ferry.config import Settings
+from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
@@ -20,6 +21,7 @@ class AppState:
     store: BlobStore
     uploads: Uploads
     registry_tokens: RegistryTokens
+    iam_tokens: IamTokens
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import ACTIONS_BY_AUTH, MANAGE, Caller
 from ferry.identity.passwords import hash_password, verify_password
-from ferry.metadata.models import Account, Organization, Permission, Repository, User
+from ferry.metadata.models import Account, Organization, Permission, Repository, User, utcnow
 from ferry.names import ImageName, is_organization
 
 
@@ -144,3 +144,13 @@ async def readable_organization_ids(session: AsyncSession, caller: Caller) -> li
             await session.scalars(select(Organization.id).where(Organization.account_id == caller.account_id))
         )
     return ids
+
+
+async def change_password(session: AsyncSession, username: str, password: str) -> None:
+    if len(password) < 8:
+        raise IdentityError("password too short: at least 8 characters")
+    user = await session.scalar(select(User).where(User.name == username))
+    if user is None:
+        raise IdentityError(f"no user {username!r}")
+    user.password_hash = hash_password(password)
+    user.credentials_changed_at = utcnow()

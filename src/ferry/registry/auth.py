@@ -16,8 +16,9 @@ from aiohttp import web
 
 from ferry.errors import OCIError
 from ferry.identity.caller import ANONYMOUS, Caller
+from ferry.identity.login import authenticate_basic
 from ferry.identity.registry_tokens import Scope
-from ferry.identity.service import Principal, allowed_actions, authenticate_password
+from ferry.identity.service import Principal, allowed_actions
 from ferry.names import parse_image_name
 from ferry.state import state
 
@@ -116,7 +117,7 @@ async def token_endpoint(request: web.Request) -> web.Response:
     principal: Principal | None = None
     if credentials is not None:
         async with app_state.db.read() as session:
-            principal = await authenticate_password(session, *credentials)
+            principal = await authenticate_basic(session, app_state.settings.region, *credentials)
         if principal is None:
             raise OCIError(
                 401,

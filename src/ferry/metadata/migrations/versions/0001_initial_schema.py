@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 07:38:40.807250
+Create Date: 2026-11-29 07:43:46.718505
 """
 
 from alembic import op
@@ -20,15 +20,19 @@ def upgrade() -> None:
     op.create_table('accounts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('domain_id', sa.String(length=32), nullable=False),
+    sa.Column('project_id', sa.String(length=32), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
+    sa.UniqueConstraint('domain_id', name=op.f('uq_accounts_domain_id')),
+    sa.UniqueConstraint('name', name=op.f('uq_accounts_name')),
+    sa.UniqueConstraint('project_id', name=op.f('uq_accounts_project_id'))
     )
     op.create_table('blobs',
     sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('digest')
+    sa.PrimaryKeyConstraint('digest', name=op.f('pk_blobs'))
     )
     op.create_table('organizations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -36,9 +40,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('creator_name', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_organizations_account_id_accounts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_organizations')),
+    sa.UniqueConstraint('name', name=op.f('uq_organizations_name'))
     )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -48,17 +52,31 @@ def upgrade() -> None:
     sa.Column('is_admin', sa.Boolean(), nullable=False),
     sa.Column('credentials_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_users_account_id_accounts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+    sa.UniqueConstraint('name', name=op.f('uq_users_name'))
     )
+    op.create_table('access_keys',
+    sa.Column('access_key', sa.String(length=32), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('secret_key', sa.String(length=64), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_access_keys_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('access_key', name=op.f('pk_access_keys'))
+    )
+    with op.batch_alter_table('access_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_access_keys_user_id'), ['user_id'], unique=False)
+
     op.create_table('permissions',
     sa.Column('organization_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('auth', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('organization_id', 'user_id')
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_permissions_organization_id_organizations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_permissions_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('organization_id', 'user_id', name=op.f('pk_permissions'))
     )
     op.create_table('repositories',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -70,9 +88,9 @@ def upgrade() -> None:
     sa.Column('creator_name', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('organization_id', 'name')
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_repositories_organization_id_organizations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_repositories')),
+    sa.UniqueConstraint('organization_id', 'name', name=op.f('uq_repositories_organization_id'))
     )
     op.create_table('manifests',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -86,9 +104,9 @@ def upgrade() -> None:
     sa.Column('content_size', sa.BigInteger(), nullable=False),
     sa.Column('payload', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('repository_id', 'digest')
+    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], name=op.f('fk_manifests_repository_id_repositories'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_manifests')),
+    sa.UniqueConstraint('repository_id', 'digest', name=op.f('uq_manifests_repository_id'))
     )
     with op.batch_alter_table('manifests', schema=None) as batch_op:
         batch_op.create_index('ix_manifests_subject', ['repository_id', 'subject_digest'], unique=False)
@@ -96,9 +114,9 @@ def upgrade() -> None:
     op.create_table('repository_blobs',
     sa.Column('repository_id', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=80), nullable=False),
-    sa.ForeignKeyConstraint(['digest'], ['blobs.digest'], ),
-    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('repository_id', 'digest')
+    sa.ForeignKeyConstraint(['digest'], ['blobs.digest'], name=op.f('fk_repository_blobs_digest_blobs')),
+    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], name=op.f('fk_repository_blobs_repository_id_repositories'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('repository_id', 'digest', name=op.f('pk_repository_blobs'))
     )
     with op.batch_alter_table('repository_blobs', schema=None) as batch_op:
         batch_op.create_index('ix_repository_blobs_digest', ['digest'], unique=False)
@@ -109,22 +127,22 @@ def upgrade() -> None:
     sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('repository_id', 'name')
+    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], name=op.f('fk_tags_repository_id_repositories'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('repository_id', 'name', name=op.f('pk_tags'))
     )
     op.create_table('uploads',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('repository_id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], name=op.f('fk_uploads_repository_id_repositories'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_uploads'))
     )
     op.create_table('manifest_references',
     sa.Column('manifest_id', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('is_manifest', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['manifest_id'], ['manifests.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('manifest_id', 'digest')
+    sa.ForeignKeyConstraint(['manifest_id'], ['manifests.id'], name=op.f('fk_manifest_references_manifest_id_manifests'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('manifest_id', 'digest', name=op.f('pk_manifest_references'))
     )
     # ### end Alembic commands ###
 
@@ -144,6 +162,10 @@ def downgrade() -> None:
     op.drop_table('manifests')
     op.drop_table('repositories')
     op.drop_table('permissions')
+    with op.batch_alter_table('access_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_keys_user_id'))
+
+    op.drop_table('access_keys')
     op.drop_table('users')
     op.drop_table('organizations')
     op.drop_table('blobs')

@@ -1,0 +1,127 @@
+"""Permanent access keys (AK/SK) and the lock that follows repeated bad signatures."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import string
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.identity.service import IdentityError, Principal, principal_by_id
+from ferry.identity.signing import docker_login_password
+from ferry.metadata.models import AccessKey, User, utcnow
+
+LOCK_AFTER_FAILURES = 5
+LOCK_FOR = timedelta(minutes=5)
+_AK_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def create_access_key(session: AsyncSession, username: str) -> tuple[str, str]:
+    user = await session.scalar(select(User).where(User.name == username))
+    if user is None:
+        raise IdentityError(f"no user {username!r}")
+    access_key = "".join(secrets.choice(_AK_ALPHABET) for _ in range(20))
+    secret_key = secrets.token_urlsafe(30)[:40]
+    session.add(AccessKey(access_key=access_key, user_id=user.id, secret_key=secret_key))
+    user.credentials_changed_at = utcnow()
+    return access_key, secret_key
+
+
+async def add_access_key(session: AsyncSession, username: str, access_key: str, secret_key: str) -> None:
+    """Registers a given pair (the same AK/SK in every region of `ferry dev`)."""
+    user = await session.scalar(select(User).where(User.name == username))
+    if user is None:
+        raise IdentityError(f"no user {username!r}")
+    if await session.get(AccessKey, access_key) is None:
+        session.add(AccessKey(access_key=access_key, user_id=user.id, secret_key=secret_key))
+
+
+async def set_access_key_enabled(session: AsyncSession, access_key: str, enabled: bool) -> None:
+    key = await _require(session, access_key)
+    key.enabled = enabled
+    await _touch_user(session, key.user_id)
+
+
+async def delete_access_key(session: AsyncSession, access_key: str) -> None:
+    key = await _require(session, access_key)
+    await _touch_user(session, key.user_id)
+    await session.delete(key)
+
+
+async def list_access_keys(session: AsyncSession, username: str) -> list[AccessKey]:
+    return list(
+        await session.scalars(
+            select(AccessKey).join(User, User.id == AccessKey.user_id).where(User.name == username)
+        )
+    )
+
+
+async def get_key(session: AsyncSession, access_key: str) -> AccessKey | None:
+    return await session.get(AccessKey, access_key)
+
+
+async def usable_key(session: AsyncSession, access_key: str) -> AccessKey | None:
+    """The key when it exists, is enabled and not locked."""
+    key = await session.get(AccessKey, access_key)
+    if key is None or not key.enabled:
+        return None
+    if key.locked_until is not None and _aware(key.locked_until) > datetime.now(UTC):
+        return None
+    return key
+
+
+def is_locked(key: AccessKey) -> bool:
+    return key.locked_until is not None and _aware(key.locked_until) > datetime.now(UTC)
+
+
+async def record_failure(session: AsyncSession, access_key: str) -> None:
+    key = await session.get(AccessKey, access_key)
+    if key is None:
+        return
+    key.failures += 1
+    if key.failures >= LOCK_AFTER_FAILURES:
+        key.locked_until = utcnow() + LOCK_FOR
+        key.failures = 0
+
+
+async def record_success(session: AsyncSession, access_key: str) -> None:
+    key = await session.get(AccessKey, access_key)
+    if key is not None and key.failures:
+        key.failures = 0
+
+
+async def authenticate_docker_login(
+    session: AsyncSession, region: str, username: str, password: str
+) -> Principal | None:
+    """SWR's long-term login: user `<region>@<AK>`, password hex HMAC-SHA256(SK, AK)."""
+    login_region, _, access_key = username.partition("@")
+    if login_region != region:
+        return None
+    key = await usable_key(session, access_key)
+    if key is None:
+        return None
+    expected = docker_login_password(key.access_key, key.secret_key)
+    if not hmac.compare_digest(expected, password.lower()):
+        return None
+    return await principal_by_id(session, key.user_id)
+
+
+async def _require(session: AsyncSession, access_key: str) -> AccessKey:
+    key = await session.get(AccessKey, access_key)
+    if key is None:
+        raise IdentityError(f"no access key {access_key!r}")
+    return key
+
+
+async def _touch_user(session: AsyncSession, user_id: int) -> None:
+    user = await session.get(User, user_id)
+    if user is not None:
+        user.credentials_changed_at = utcnow()

@@ -1,0 +1,149 @@
+"""Repositories and tags with the figures the management API reports (sizes, counts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.images.manifest_format import INDEX_TYPES
+from ferry.images.manifests import PutResult, _set_tag
+from ferry.metadata.models import Blob, Manifest, ManifestReference, Organization, Repository, Tag
+
+
+@dataclass(frozen=True)
+class RepositoryFigures:
+    size: int
+    num_images: int
+
+
+@dataclass(frozen=True)
+class TagView:
+    tag: Tag
+    manifest: Manifest
+
+    @property
+    def is_index(self) -> bool:
+        return self.manifest.media_type in INDEX_TYPES
+
+    @property
+    def image_id(self) -> str:
+        """The config digest of an image (what `docker images` shows), the digest of an index."""
+        if self.is_index:
+            return self.manifest.digest
+        try:
+            config = json.loads(self.manifest.payload).get("config", {})
+            return str(config.get("digest", self.manifest.digest))
+        except (ValueError, AttributeError):
+            return self.manifest.digest
+
+
+async def repository_in(session: AsyncSession, organization_id: int, name: str) -> Repository | None:
+    return await session.scalar(
+        select(Repository).where(Repository.organization_id == organization_id, Repository.name == name)
+    )
+
+
+async def figures(session: AsyncSession, repository_id: int) -> RepositoryFigures:
+    """Size counts each distinct blob once, plus the manifests; images are tags."""
+    referenced = (
+        select(ManifestReference.digest)
+        .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+        .where(Manifest.repository_id == repository_id, ManifestReference.is_manifest.is_(False))
+    )
+    blob_bytes = await session.scalar(select(func.sum(Blob.size)).where(Blob.digest.in_(referenced)))
+    manifest_bytes = await session.scalar(
+        select(func.sum(Manifest.size)).where(Manifest.repository_id == repository_id)
+    )
+    tags = await session.scalar(
+        select(func.count()).select_from(Tag).where(Tag.repository_id == repository_id)
+    )
+    return RepositoryFigures(int(blob_bytes or 0) + int(manifest_bytes or 0), int(tags or 0))
+
+
+async def tag_names(session: AsyncSession, repository_id: int) -> list[str]:
+    return list(
+        await session.scalars(select(Tag.name).where(Tag.repository_id == repository_id).order_by(Tag.name))
+    )
+
+
+def _tag_query(repository_id: int) -> Select[Tag, Manifest]:
+    return (
+        select(Tag, Manifest)
+        .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.digest))
+        .where(Tag.repository_id == repository_id)
+    )
+
+
+async def tag_view(session: AsyncSession, repository_id: int, name: str) -> TagView | None:
+    row = (await session.execute(_tag_query(repository_id).where(Tag.name == name))).first()
+    return TagView(row[0], row[1]) if row else None
+
+
+async def tag_page(
+    session: AsyncSession,
+    repository_id: int,
+    offset: int,
+    limit: int,
+    order_column: str,
+    descending: bool,
+    name_contains: str | None,
+) -> tuple[list[TagView], int]:
+    query = _tag_query(repository_id)
+    count = select(func.count()).select_from(Tag).where(Tag.repository_id == repository_id)
+    if name_contains:
+        query = query.where(Tag.name.contains(name_contains, autoescape=True))
+        count = count.where(Tag.name.contains(name_contains, autoescape=True))
+    column = Tag.name if order_column == "tag" else Tag.updated_at
+    query = query.order_by(column.desc() if descending else column.asc(), Tag.name)
+    rows = (await session.execute(query.offset(offset).limit(limit))).tuples().all()
+    return [TagView(t, m) for t, m in rows], int(await session.scalar(count) or 0)
+
+
+async def repository_page(
+    session: AsyncSession,
+    organization_ids: list[int],
+    organization: str | None,
+    name_contains: str | None,
+    category: str | None,
+    offset: int,
+    limit: int,
+    order_column: str,
+    descending: bool,
+) -> tuple[list[tuple[Repository, Organization]], int]:
+    query = (
+        select(Repository, Organization)
+        .join(Organization, Organization.id == Repository.organization_id)
+        .where(Repository.organization_id.in_(organization_ids))
+    )
+    if organization:
+        query = query.where(Organization.name == organization)
+    if name_contains:
+        query = query.where(Repository.name.contains(name_contains, autoescape=True))
+    if category:
+        query = query.where(Repository.category == category)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    column = {"updated_time": Repository.updated_at, "name": Repository.name}.get(
+        order_column, Repository.name
+    )
+    query = query.order_by(column.desc() if descending else column.asc(), Repository.id)
+    rows = (await session.execute(query.offset(offset).limit(limit))).tuples().all()
+    return [(r, o) for r, o in rows], int(total or 0)
+
+
+async def retag(session: AsyncSession, repository_id: int, source: str, destination: str) -> PutResult | None:
+    """Points `destination` at the source tag's manifest; None when the source tag is missing."""
+    digest = await session.scalar(
+        select(Tag.digest).where(Tag.repository_id == repository_id, Tag.name == source)
+    )
+    if digest is None:
+        return None
+    previous, moved = await _set_tag(session, repository_id, destination, digest)
+    return PutResult(digest, None, previous, moved)
+
+
+async def delete_tag(session: AsyncSession, repository_id: int, name: str) -> bool:
+    result = await session.execute(delete(Tag).where(Tag.repository_id == repository_id, Tag.name == name))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""SWR management API v2 and the small IAM subset the SDK needs."""

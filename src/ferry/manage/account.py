@@ -1,0 +1,85 @@
+"""API versions, quotas, the domain overview and feature gates."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ferry.errors import SWRError
+from ferry.identity import organizations as orgs
+from ferry.images import inventory
+from ferry.manage.auth import principal_of
+from ferry.manage.operations import json_response, operation
+from ferry.manage.schemas import (
+    DomainOverview,
+    Link,
+    Quota,
+    QuotaList,
+    VersionDetail,
+    VersionList,
+    VersionShow,
+)
+from ferry.state import state
+
+TAG = "account"
+
+
+def _version(request: web.Request) -> VersionDetail:
+    base = state(request).base_url(request)
+    return VersionDetail(
+        id="v2",
+        links=Link(href=f"{base}/v2/", rel="self"),
+        version="2.26",
+        status="CURRENT",
+        updated="2020-07-09T00:00:00Z",
+        min_version="2.0",
+    )
+
+
+@operation("GET", "/", "List API versions", response=VersionList, public=True, tag=TAG)
+async def list_api_versions(request: web.Request) -> web.Response:
+    return json_response(VersionList(versions=[_version(request)]))
+
+
+@operation("GET", "/{api_version:v[0-9]+}", "Show an API version", response=VersionShow, public=True, tag=TAG)
+async def show_api_version(request: web.Request) -> web.Response:
+    if request.match_info["api_version"] != "v2":
+        raise SWRError(
+            404, "SVCSTG.SWR.4040083", f"API version {request.match_info['api_version']} not found"
+        )
+    return json_response(VersionShow(version=_version(request)))
+
+
+@operation("GET", "/v2/manage/projects/{project_id}/quotas", "List quotas", response=QuotaList, tag=TAG)
+async def list_quotas(request: web.Request) -> web.Response:
+    app, principal = state(request), principal_of(request)
+    async with app.db.read() as session:
+        used = await orgs.count_account_organizations(session, principal.account_id)
+    quota = Quota(quota_limit=app.settings.namespace_quota, quota_key="namespace", unit="", used=used)
+    return json_response(QuotaList(quotas=[quota]))
+
+
+@operation("GET", "/v2/manage/projects/{project_id}/feature-gates", "Show feature gates", tag=TAG)
+async def show_feature_gates(request: web.Request) -> web.Response:
+    return json_response({"enable_image_sync": True, "enable_experience": False, "enable_cci_sharing": False})
+
+
+@operation("GET", "/v2/manage/overview", "Show the account overview", response=DomainOverview, tag=TAG)
+async def show_domain_overview(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    async with state(request).db.read() as session:
+        visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
+        account = await orgs.account_of(session, principal.account_id)
+        repos, _ = await inventory.repository_page(
+            session, [o.id for o in visible], None, None, None, 0, 1_000_000, "name", False
+        )
+        repo_figures = [await inventory.figures(session, repo.id) for repo, _org in repos]
+    overview = DomainOverview(
+        domain_id=account.domain_id,
+        domain_name=account.name,
+        namspace_num=len(visible),
+        repo_num=len(repos),
+        image_num=sum(f.num_images for f in repo_figures),
+        store_space=float(sum(f.size for f in repo_figures)),
+        downflow_size=0.0,
+    )
+    return json_response(overview)

@@ -1,0 +1,84 @@
+"""Authentication for management and IAM routes, in one place: AK/SK signature or X-Auth-Token."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ferry.errors import swr_unauthorized
+from ferry.identity import access_keys, signing
+from ferry.identity.iam_tokens import TokenError
+from ferry.identity.service import Principal, principal_by_id
+from ferry.state import AppState, state
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRINCIPAL = "ferry.principal"
+_PREFIX = "Incorrect IAM authentication information: "
+
+
+def principal_of(request: web.Request) -> Principal:
+    principal: Principal = request[PRINCIPAL]
+    return principal
+
+
+@web.middleware
+async def management_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    public = getattr(request.match_info.handler, "ferry_public", None)
+    if public is None or public:
+        return await handler(request)
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith(signing.ALGORITHM):
+        request[PRINCIPAL] = await _signed_principal(request, authorization)
+    elif token := request.headers.get("X-Auth-Token"):
+        request[PRINCIPAL] = await _token_principal(state(request), token)
+    else:
+        raise swr_unauthorized(_PREFIX + "x-auth-token not found")
+    return await handler(request)
+
+
+async def _token_principal(app: AppState, token: str) -> Principal:
+    async with app.db.read() as session:
+        try:
+            return await app.iam_tokens.verify(session, token)
+        except TokenError as error:
+            raise swr_unauthorized(_PREFIX + str(error)) from None
+
+
+async def _signed_principal(request: web.Request, authorization: str) -> Principal:
+    app = state(request)
+    try:
+        parsed = signing.parse_authorization(authorization)
+    except signing.SignatureError as error:
+        raise swr_unauthorized(_PREFIX + str(error)) from None
+    async with app.db.read() as session:
+        key = await access_keys.get_key(session, parsed.access_key)
+        if key is None or not key.enabled:
+            raise swr_unauthorized(_PREFIX + "Get secretKey failed, ak not exist")
+        if access_keys.is_locked(key):
+            raise swr_unauthorized(_PREFIX + "AK access failed to reach the limit,forbidden")
+        secret_key, user_id, had_failures = key.secret_key, key.user_id, key.failures > 0
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    body = await request.read()
+    try:
+        signing.verify(
+            parsed,
+            secret_key,
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            request.query_string,
+            headers,
+            body,
+        )
+    except signing.SignatureError as error:
+        async with app.db.write() as session:
+            await access_keys.record_failure(session, parsed.access_key)
+        raise swr_unauthorized(_PREFIX + str(error)) from None
+    if had_failures:
+        async with app.db.write() as session:
+            await access_keys.record_success(session, parsed.access_key)
+    async with app.db.read() as session:
+        principal = await principal_by_id(session, user_id)
+    if principal is None:
+        raise swr_unauthorized(_PREFIX + "Get secretKey failed, ak not exist")
+    return principal

@@ -1,0 +1,151 @@
+"""One table of management operations, feeding both the router and the OpenAPI document.
+
+Each handler is declared once with `@operation(...)`: its method, path, request body model and
+response model. The same pydantic models validate requests and describe them in /openapi.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ferry.errors import swr_bad_request
+from ferry.names import is_organization, is_repository, is_tag
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    status: int = 200
+    body: Any = None
+    response: Any = None
+    query: tuple[str, ...] = ()
+    public: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+
+OPERATIONS: list[Operation] = []
+
+
+def operation(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    status: int = 200,
+    body: Any = None,
+    response: Any = None,
+    query: tuple[str, ...] = (),
+    public: bool = False,
+    tag: str = "",
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        OPERATIONS.append(
+            Operation(
+                method, path, handler, summary, status, body, response, query, public, (tag,) if tag else ()
+            )
+        )
+        handler.ferry_public = public  # type: ignore[attr-defined]
+        return handler
+
+    return register
+
+
+def add_operations(app: web.Application) -> None:
+    for op in OPERATIONS:
+        app.router.add_route(op.method, op.path, op.handler)
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The request body validated by `model`; 400 in SWR's format otherwise."""
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise swr_bad_request("request body is not valid JSON", "SVCSTG.SWR.4001018") from None
+    try:
+        value: M = TypeAdapter(model).validate_python(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        raise swr_bad_request(f"invalid parameter {where}: {problem['msg']}") from None
+    return value
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(by_alias=True, mode="json") if isinstance(v, BaseModel) else v for v in value]
+    return web.Response(
+        status=status, text=json.dumps(value), content_type="application/json", headers=headers
+    )
+
+
+def namespace_param(request: web.Request) -> str:
+    name = request.match_info["namespace"]
+    if not is_organization(name):
+        raise swr_bad_request(f"invalid organization name {name!r}", "SVCSTG.SWR.4001028")
+    return name
+
+
+def repository_param(request: web.Request) -> str:
+    """Repository names travel with '/' as '$' (or percent-encoded)."""
+    name = unquote(request.match_info["repository"]).replace("$", "/")
+    if not is_repository(name):
+        raise swr_bad_request(f"invalid repository name {name!r}", "SVCSTG.SWR.4009011")
+    return name
+
+
+def tag_param(request: web.Request) -> str:
+    tag = request.match_info["tag"]
+    if not is_tag(tag):
+        raise swr_bad_request(f"invalid image tag {tag!r}", "SVCSTG.SWR.4009021")
+    return tag
+
+
+def parse_filter(request: web.Request) -> dict[str, str] | None:
+    """SWR's `filter=k1::v1|k2::v2` query parameter; None when absent."""
+    raw = request.query.get("filter")
+    if raw is None:
+        return None
+    result: dict[str, str] = {}
+    for part in raw.split("|"):
+        if not part:
+            continue
+        key, sep, value = part.partition("::")
+        if not sep or not key:
+            raise swr_bad_request(f"invalid filter {raw!r}: use key::value|key::value", "SVCSTG.SWR.4001035")
+        result[key] = value
+    return result
+
+
+def page(values: dict[str, str], default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
+    """offset and limit from a filter or query; both or neither must be given."""
+    offset_raw, limit_raw = values.get("offset"), values.get("limit")
+    if (offset_raw is None) != (limit_raw is None):
+        raise swr_bad_request("limit and offset must be given together", "SVCSTG.SWR.4001035")
+    if offset_raw is None or limit_raw is None:
+        return 0, default_limit
+    if not offset_raw.isdigit() or not limit_raw.isdigit():
+        raise swr_bad_request("limit and offset must be non-negative integers", "SVCSTG.SWR.4000056")
+    limit = int(limit_raw)
+    if not 1 <= limit <= max_limit:
+        raise swr_bad_request(f"limit must be 1 to {max_limit}", "SVCSTG.SWR.4000056")
+    return int(offset_raw), limit
+
+
+def content_range(offset: int, count: int, total: int) -> dict[str, str]:
+    return {"Content-Range": f"{offset}-{count}/{total}"}

@@ -1,0 +1,188 @@
+"""Repositories: create, show, update, delete, list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.errors import organization_not_found, swr_bad_request
+from ferry.identity import organizations as orgs
+from ferry.images import inventory
+from ferry.manage.access import EDIT, READ, conflict, organization_for, repository_for
+from ferry.manage.auth import principal_of
+from ferry.manage.operations import (
+    content_range,
+    json_response,
+    namespace_param,
+    operation,
+    page,
+    parse_body,
+    parse_filter,
+    repository_param,
+)
+from ferry.manage.schemas import CreateRepoBody, RepositoryDetail, RepositoryListItem, UpdateRepoBody, rfc3339
+from ferry.metadata.models import Organization, Repository, utcnow
+from ferry.names import is_organization, is_repository
+from ferry.state import state
+
+REPOS = "/v2/manage/namespaces/{namespace}/repos"
+TAG = "repositories"
+LIST_KEYS = ("namespace", "name", "category", "limit", "offset", "order_column", "order_type")
+
+
+def _paths(request: web.Request, org: str, repo: str) -> tuple[str, str]:
+    host = state(request).base_url(request).split("://", 1)[-1]
+    return f"{host}/{org}/{repo}", f"{request.host}/{org}/{repo}"
+
+
+async def _detail(
+    request: web.Request, session: AsyncSession, org: Organization, repo: Repository
+) -> RepositoryDetail:
+    stats = await inventory.figures(session, repo.id)
+    path, internal = _paths(request, org.name, repo.name)
+    return RepositoryDetail(
+        id=repo.id,
+        ns_id=org.id,
+        name=repo.name,
+        category=repo.category,
+        description=repo.description,
+        creator_id="",
+        creator_name=repo.creator_name,
+        size=stats.size,
+        is_public=repo.is_public,
+        num_images=stats.num_images,
+        num_download=0,
+        url="",
+        path=path,
+        internal_path=internal,
+        created=rfc3339(repo.created_at),
+        updated=rfc3339(repo.updated_at),
+        domain_id=(await orgs.account_of(session, org.account_id)).domain_id,
+        priority=0,
+    )
+
+
+@operation("POST", REPOS, "Create a repository", body=CreateRepoBody, tag=TAG)
+async def create_repo(request: web.Request) -> web.Response:
+    namespace = namespace_param(request)
+    body = await parse_body(request, CreateRepoBody)
+    name = body.repository.replace("$", "/")
+    if not is_repository(name):
+        raise swr_bad_request(f"invalid repository name {body.repository!r}", "SVCSTG.SWR.4009011")
+    principal = principal_of(request)
+    async with state(request).db.write() as session:
+        visible = await organization_for(session, principal, namespace, EDIT)
+        if await inventory.repository_in(session, visible.organization.id, name):
+            raise conflict("SVCSTG.SWR.4090006", f"repository '{namespace}/{name}' already exists")
+        session.add(
+            Repository(
+                organization_id=visible.organization.id,
+                name=name,
+                is_public=body.is_public,
+                category=body.category or "other",
+                description=body.description or "",
+                creator_name=principal.name,
+            )
+        )
+    return json_response({})
+
+
+@operation("GET", REPOS + "/{repository}", "Show a repository", response=RepositoryDetail, tag=TAG)
+async def show_repository(request: web.Request) -> web.Response:
+    namespace, name = namespace_param(request), repository_param(request)
+    async with state(request).db.read() as session:
+        visible, repo = await repository_for(session, principal_of(request), namespace, name, READ)
+        detail = await _detail(request, session, visible.organization, repo)
+    return json_response(detail)
+
+
+@operation("PATCH", REPOS + "/{repository}", "Update a repository", status=201, body=UpdateRepoBody, tag=TAG)
+async def update_repo(request: web.Request) -> web.Response:
+    namespace, name = namespace_param(request), repository_param(request)
+    body = await parse_body(request, UpdateRepoBody)
+    async with state(request).db.write() as session:
+        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        repo.is_public = body.is_public
+        if body.category is not None:
+            repo.category = body.category
+        if body.description is not None:
+            repo.description = body.description
+        repo.updated_at = utcnow()
+    return json_response({}, status=201)
+
+
+@operation("DELETE", REPOS + "/{repository}", "Delete a repository and its images", status=204, tag=TAG)
+async def delete_repo(request: web.Request) -> web.Response:
+    namespace, name = namespace_param(request), repository_param(request)
+    async with state(request).db.write() as session:
+        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        await session.delete(repo)
+    return web.Response(status=204)
+
+
+@operation(
+    "GET",
+    "/v2/manage/repos",
+    "List repositories",
+    response=list[RepositoryListItem],
+    query=(*LIST_KEYS, "filter"),
+    tag=TAG,
+)
+async def list_repos(request: web.Request) -> web.Response:
+    filters = parse_filter(request)
+    values = (
+        filters if filters is not None else {k: request.query[k] for k in LIST_KEYS if k in request.query}
+    )
+    offset, limit = page(values)
+    namespace = values.get("namespace") or None
+    if namespace is not None and not is_organization(namespace):
+        raise swr_bad_request(f"invalid organization name {namespace!r}", "SVCSTG.SWR.4001028")
+    order_type = values.get("order_type", "desc")
+    if order_type not in ("asc", "desc"):
+        raise swr_bad_request("order_type must be asc or desc", "SVCSTG.SWR.4000014")
+    principal = principal_of(request)
+    async with state(request).db.read() as session:
+        visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
+        if namespace and namespace not in {o.name for o in visible}:
+            raise organization_not_found(namespace)
+        rows, total = await inventory.repository_page(
+            session,
+            [o.id for o in visible],
+            namespace,
+            values.get("name") or None,
+            values.get("category") or None,
+            offset,
+            limit,
+            values.get("order_column", "updated_time"),
+            order_type == "desc",
+        )
+        items = [await _list_item(request, session, repo, org, total) for repo, org in rows]
+    return json_response(items, headers=content_range(offset, len(items), total))
+
+
+async def _list_item(
+    request: web.Request, session: AsyncSession, repo: Repository, org: Organization, total: int
+) -> RepositoryListItem:
+    stats = await inventory.figures(session, repo.id)
+    tags = await inventory.tag_names(session, repo.id)
+    path, internal = _paths(request, org.name, repo.name)
+    return RepositoryListItem(
+        name=repo.name,
+        category=repo.category,
+        description=repo.description,
+        size=stats.size,
+        is_public=repo.is_public,
+        num_images=stats.num_images,
+        num_download=0,
+        created_at=rfc3339(repo.created_at),
+        updated_at=rfc3339(repo.updated_at),
+        logo="",
+        url="",
+        path=path,
+        internal_path=internal,
+        domain_name=(await orgs.account_of(session, org.account_id)).name,
+        namespace=org.name,
+        tags=tags,
+        status=True,
+        total_range=total,
+    )
