@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/ferry serve --data ./ferry-data
+	$(VENV)/bin/ferry dev --data ./ferry-data
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ferry.config import Settings
 from ferry.errors import OCIError, SWRError
-from ferry.identity import service as identity
+from ferry.identity.bootstrap import bootstrap_admin
 from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
@@ -23,6 +23,8 @@ from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState
 from ferry.storage import FilesystemBlobStore
+from ferry.sync.peer_client import PeerClient
+from ferry.sync.worker import SyncWorker
 
 log = logging.getLogger("ferry")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -78,29 +80,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def bootstrap_admin(db: Database, settings: Settings) -> None:
-    """Creates the account administrator on first start when a password is configured."""
-    if not settings.admin_password:
-        return
-    async with db.write() as session:
-        from sqlalchemy import select
-
-        from ferry.metadata.models import User
-
-        if await session.scalar(select(User.id).where(User.name == settings.admin_user)):
-            return
-        await identity.create_user(
-            session, settings.admin_account, settings.admin_user, settings.admin_password, True
-        )
-
-
 def build_state(settings: Settings) -> AppState:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url())
     store = FilesystemBlobStore(settings.data_dir / "storage")
     tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
     iam_tokens = IamTokens(settings.resolved_secret_key())
-    return AppState(settings, db, store, Uploads(db, store), tokens, iam_tokens)
+    peers = {peer.id: PeerClient(peer) for peer in settings.peers if peer.id != settings.region}
+    return AppState(settings, db, store, Uploads(db, store), tokens, iam_tokens, peers)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -113,7 +100,13 @@ def create_app(settings: Settings) -> web.Application:
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await upgrade(app_state.db)
         await bootstrap_admin(app_state.db, settings)
+        worker = SyncWorker(settings, app_state.db, app_state.store, app_state.peer_clients)
+        if settings.sync_workers:
+            worker.start()
         yield
+        await worker.stop()
+        for client in app_state.peer_clients.values():
+            await client.close()
         await app_state.db.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -280,3 +280,25 @@ def user_passwd(
 
     _run_db(_settings(data), work)
     console.print(f"password of {name} changed")
+
+
+@app.command()
+def dev(
+    regions: Annotated[str, typer.Option(help="Comma-separated region ids.")] = "cn-north-4,cn-east-3",
+    base_port: Annotated[int, typer.Option(help="Port of the first region; the rest follow.")] = 5000,
+    data: Annotated[Path, typer.Option("--data", help="Parent data directory.")] = Path("./ferry-data"),
+) -> None:
+    """Start a local multi-region Ferry (one process per region) and keep it running."""
+    from ferry.dev import print_description, run_until_stopped, start_regions
+
+    ids = [r.strip() for r in regions.split(",") if r.strip()]
+    if len(set(ids)) != len(ids) or not ids:
+        console.print("[red]error:[/red] give distinct region ids")
+        raise typer.Exit(2)
+    try:
+        started, description = start_regions(ids, base_port, data)
+    except RuntimeError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    print_description(console, description, data)
+    run_until_stopped(started)

@@ -5,8 +5,19 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Peer(BaseModel):
+    """Another region: where it is and the credential used for every call to it."""
+
+    id: str
+    url: str
+    ak: str = ""
+    sk: SecretStr = SecretStr("")
+    user: str = ""
+    password: SecretStr = SecretStr("")
 
 
 class Settings(BaseSettings):
@@ -27,6 +38,17 @@ class Settings(BaseSettings):
     admin_account: str = "ferry"
     admin_user: str = "admin"
     admin_password: str = ""
+    # Optional fixed credentials for the bootstrap admin, so every region of `ferry dev` shares them.
+    admin_access_key: str = ""
+    admin_secret_key: str = ""
+    admin_project_id: str = ""
+    # Peer regions, as JSON in FERRY_PEERS: [{"id": "cn-east-3", "url": "http://…", "ak": …, "sk": …}].
+    peers: list[Peer] = Field(default_factory=list)
+    sync_workers: int = Field(default=4, ge=0)
+    sync_retry_seconds: float = Field(default=3600, gt=0)
+    sync_lease_seconds: float = Field(default=15, gt=1)
+    sync_poll_seconds: float = Field(default=1.0, gt=0)
+    sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024
     namespace_quota: int = Field(default=100, ge=1)
     upload_expiry_seconds: int = 7 * 24 * 3600
@@ -48,3 +70,6 @@ class Settings(BaseSettings):
             tmp.chmod(0o600)
             tmp.replace(path)
         return path.read_text().strip()
+
+    def peer(self, region_id: str) -> Peer | None:
+        return next((p for p in self.peers if p.id == region_id), None)

@@ -12,6 +12,7 @@ from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
 from ferry.storage import BlobStore
+from ferry.sync.peer_client import PeerClient
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppState:
     uploads: Uploads
     registry_tokens: RegistryTokens
     iam_tokens: IamTokens
+    peer_clients: dict[str, PeerClient]
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:

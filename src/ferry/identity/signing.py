@@ -114,3 +114,23 @@ def verify(
 def docker_login_password(access_key: str, secret_key: str) -> str:
     """SWR's long-term docker login password for `<region>@<AK>`."""
     return hmac.new(secret_key.encode(), access_key.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_headers(
+    access_key: str,
+    secret_key: str,
+    method: str,
+    url_path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Headers that sign a request the way the SDK does (client side, for calls to peers)."""
+    signed = {k.lower(): v for k, v in headers.items()}
+    signed["x-sdk-date"] = (now or datetime.now(UTC)).strftime(DATE_FORMAT)
+    names = tuple(sorted(n for n in signed if "_" not in n))
+    canonical = canonical_request(method, url_path, query, signed, names, body)
+    value = signature(secret_key, signed["x-sdk-date"], canonical)
+    authorization = f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, Signature={value}"
+    return {"X-Sdk-Date": signed["x-sdk-date"], "Authorization": authorization}

@@ -23,6 +23,7 @@ from ferry.metadata.models import (
     utcnow,
 )
 from ferry.names import ImageName, is_digest, is_tag
+from ferry.sync import triggers
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,13 @@ class PutResult:
     tag_moved: bool
 
 
-def check_reference(reference: str) -> None:
+def check_reference(reference: str, *, lookup: bool = False) -> None:
+    """A digest (else DIGEST_INVALID) or a tag; looking up a name no tag can have is a 404."""
     if ":" in reference:
         require_digest(reference)
     elif not is_tag(reference):
+        if lookup:
+            raise manifest_unknown(reference)
         raise OCIError(400, "MANIFEST_INVALID", f"invalid tag {reference!r}")
 
 
@@ -56,6 +60,7 @@ async def put_manifest(
     payload: bytes,
     content_type: str | None,
     creator: str,
+    creator_id: str = "",
 ) -> PutResult:
     check_reference(reference)
     digest = sha256_digest(payload)
@@ -65,10 +70,15 @@ async def put_manifest(
     async with db.write() as session:
         repository = await repository_for_push(session, image, creator)
         content_size = await _check_references(session, repository.id, parsed) + len(payload)
-        await _store(session, repository.id, digest, payload, parsed, content_size)
+        is_new = await _store(session, repository.id, digest, payload, parsed, content_size)
         previous, moved = None, False
+        operator = triggers.Operator(creator_id, creator)
         if not is_digest(reference):
             previous, moved = await _set_tag(session, repository.id, reference, digest)
+            if moved:
+                await triggers.tag_moved(session, repository, reference, operator)
+        if is_new and parsed.subject:
+            await triggers.referrer_added(session, repository, parsed.subject, operator)
         repository.updated_at = utcnow()
     return PutResult(digest, parsed.subject, previous, moved)
 
@@ -117,12 +127,13 @@ async def _store(
     payload: bytes,
     parsed: ParsedManifest,
     content_size: int,
-) -> None:
+) -> bool:
+    """Stores the manifest unless the repository has it; True when it is new."""
     existing = await session.scalar(
         select(Manifest.id).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
     )
     if existing is not None:
-        return
+        return False
     manifest = Manifest(
         repository_id=repository_id,
         digest=digest,
@@ -141,6 +152,7 @@ async def _store(
         ManifestReference(manifest_id=manifest.id, digest=d, is_manifest=is_child)
         for d, is_child in references.items()
     )
+    return True
 
 
 async def _set_tag(
@@ -174,7 +186,7 @@ async def resolve(session: AsyncSession, repository_id: int, reference: str) -> 
 
 
 async def get_manifest(db: Database, image: ImageName, reference: str) -> StoredManifest:
-    check_reference(reference)
+    check_reference(reference, lookup=True)
     async with db.read() as session:
         repository = await require_repository(session, image)
         manifest = await resolve(session, repository.id, reference)
@@ -183,7 +195,7 @@ async def get_manifest(db: Database, image: ImageName, reference: str) -> Stored
 
 async def delete_manifest(db: Database, image: ImageName, reference: str) -> None:
     """By digest: the manifest and every tag on it. By tag: only the tag."""
-    check_reference(reference)
+    check_reference(reference, lookup=True)
     async with db.write() as session:
         repository = await require_repository(session, image)
         if not is_digest(reference):
@@ -258,6 +270,7 @@ async def catalog(
         readable = readable | Repository.organization_id.in_(readable_org_ids)
     query = (
         select(full_name)
+        .select_from(Repository)
         .join(Organization, Organization.id == Repository.organization_id)
         .where(readable)
         .order_by(full_name)

@@ -8,7 +8,7 @@ transaction tries to upgrade. PostgreSQL needs neither.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# Set in a write session's info by whatever inserts sync jobs; the commit then wakes the workers.
+JOBS_CREATED = "ferry.sync_jobs_created"
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
@@ -55,6 +58,7 @@ class Database:
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.on_jobs_created: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -65,11 +69,20 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits on success and rolls back on any exception."""
         if self._write_lock is None:
-            async with self._write_sessions() as session, session.begin():
-                yield session
+            async with self._write_sessions() as session:
+                async with session.begin():
+                    yield session
+                self._after_commit(session)
             return
-        async with self._write_lock, self._write_sessions() as session, session.begin():
-            yield session
+        async with self._write_lock, self._write_sessions() as session:
+            async with session.begin():
+                yield session
+            self._after_commit(session)
+
+    def _after_commit(self, session: AsyncSession) -> None:
+        if session.info.pop(JOBS_CREATED, False):
+            for callback in self.on_jobs_created:
+                callback()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -176,3 +176,69 @@ class Upload(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SyncRule(Base):
+    """Automatic sync: (source repository) → (target region, target organization)."""
+
+    __tablename__ = "sync_rules"
+    __table_args__ = (UniqueConstraint("repository_id", "remote_region_id", "remote_namespace"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    remote_region_id: Mapped[str] = mapped_column(String(64))
+    remote_namespace: Mapped[str] = mapped_column(String(64))
+    sync_auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    creator_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SyncJob(Base):
+    """One tag copied to one target: the sync record, kept after the repository is gone."""
+
+    __tablename__ = "sync_jobs"
+    __table_args__ = (
+        Index("ix_sync_jobs_claim", "status", "next_attempt_at"),
+        Index("ix_sync_jobs_target", "repository_id", "remote_region_id", "remote_namespace", "tag"),
+        Index("ix_sync_jobs_source", "namespace", "repo_name", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="SET NULL"), nullable=True
+    )
+    account_id: Mapped[int] = mapped_column(Integer)
+    namespace: Mapped[str] = mapped_column(String(64))
+    repo_name: Mapped[str] = mapped_column(String(128))
+    remote_region_id: Mapped[str] = mapped_column(String(64))
+    remote_namespace: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(128))
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    operator_id: Mapped[str] = mapped_column(String(64), default="")
+    operator_name: Mapped[str] = mapped_column(String(64), default="")
+    digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    message: Mapped[str] = mapped_column(String(2048), default="")
+    bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    blobs_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    blobs_mounted: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SyncTransfer(Base):
+    """An unfinished chunked blob upload to a peer, so a restarted job resumes it."""
+
+    __tablename__ = "sync_transfers"
+    job_id: Mapped[int] = mapped_column(ForeignKey("sync_jobs.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    location: Mapped[str] = mapped_column(String(1024))
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

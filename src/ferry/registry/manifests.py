@@ -45,6 +45,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         payload,
         request.headers.get("Content-Type"),
         caller_of(request).name,
+        str(caller_of(request).user_id or ""),
     )
     name = request.match_info["name"]
     headers = {

@@ -1,0 +1,1 @@
+"""Image synchronization between regions: triggers, the job queue, the copier and workers."""

@@ -1,0 +1,158 @@
+"""The job queue in the database: claim under a lease, renew, finish, retry.
+
+Claims take a row lock where the database has them (PostgreSQL: FOR UPDATE SKIP LOCKED) and go
+through the single writer on SQLite. A worker that dies stops renewing; once its lease expires
+the job is claimed again, so a recorded job always reaches a final state.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.metadata.db import Database
+from ferry.metadata.models import SyncJob, SyncTransfer, utcnow
+
+FINAL = frozenset({"success", "existed", "failed", "timeout", "cancel"})
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Outcome:
+    status: str
+    message: str = ""
+    digest: str | None = None
+    bytes_sent: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+
+
+class JobQueue:
+    def __init__(self, db: Database, owner: str, lease_seconds: float) -> None:
+        self.db = db
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_seconds)
+
+    async def claim(self) -> SyncJob | None:
+        now = utcnow()
+        claimable = or_(
+            and_(SyncJob.status == "waiting", SyncJob.next_attempt_at <= now),
+            and_(SyncJob.status == "running", SyncJob.lease_expires_at < now),
+        )
+        async with self.db.write() as session:
+            query = select(SyncJob).where(claimable).order_by(SyncJob.id).limit(20)
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            for job in await session.scalars(query):
+                if await self._target_busy(session, job, now):
+                    continue
+                job.status = "running"
+                job.lease_owner = self.owner
+                job.lease_expires_at = now + self.lease
+                job.attempts += 1
+                job.started_at = job.started_at or now
+                job.updated_at = now
+                return job
+        return None
+
+    @staticmethod
+    async def _target_busy(session: AsyncSession, job: SyncJob, now: datetime) -> bool:
+        """At most one job per (target, tag) runs at a time."""
+        other = await session.scalar(
+            select(SyncJob.id).where(
+                SyncJob.id != job.id,
+                SyncJob.namespace == job.namespace,
+                SyncJob.repo_name == job.repo_name,
+                SyncJob.remote_region_id == job.remote_region_id,
+                SyncJob.remote_namespace == job.remote_namespace,
+                SyncJob.tag == job.tag,
+                SyncJob.status == "running",
+                SyncJob.lease_expires_at >= now,
+            )
+        )
+        return other is not None
+
+    async def renew(self, job_id: int) -> bool:
+        """False when the lease was lost (another worker took the job)."""
+        async with self.db.write() as session:
+            result = await session.execute(
+                update(SyncJob)
+                .where(SyncJob.id == job_id, SyncJob.lease_owner == self.owner, SyncJob.status == "running")
+                .values(lease_expires_at=utcnow() + self.lease)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def finish(self, job_id: int, outcome: Outcome) -> None:
+        now = utcnow()
+        async with self.db.write() as session:
+            await session.execute(
+                update(SyncJob)
+                .where(SyncJob.id == job_id, SyncJob.lease_owner == self.owner)
+                .values(
+                    status=outcome.status,
+                    message=outcome.message[:2000],
+                    digest=outcome.digest,
+                    bytes_sent=SyncJob.bytes_sent + outcome.bytes_sent,
+                    blobs_skipped=outcome.blobs_skipped,
+                    blobs_mounted=outcome.blobs_mounted,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.execute(delete(SyncTransfer).where(SyncTransfer.job_id == job_id))
+
+    async def retry_later(
+        self, job: SyncJob, message: str, retry_after: float | None, deadline_seconds: float, sent: int
+    ) -> str:
+        """Puts the job back to waiting with backoff; ends it `timeout` past the deadline."""
+        now = utcnow()
+        if now - aware(job.created_at) > timedelta(seconds=deadline_seconds):
+            await self.finish(
+                job.id,
+                Outcome("timeout", f"gave up after {job.attempts} attempts: {message}", bytes_sent=sent),
+            )
+            return "timeout"
+        backoff = min(60.0, 0.5 * 2 ** min(job.attempts, 8)) * random.uniform(0.5, 1.0)
+        delay = max(backoff, retry_after or 0.0)
+        async with self.db.write() as session:
+            await session.execute(
+                update(SyncJob)
+                .where(SyncJob.id == job.id, SyncJob.lease_owner == self.owner)
+                .values(
+                    status="waiting",
+                    message=f"attempt {job.attempts} failed, retrying: {message}"[:2000],
+                    bytes_sent=SyncJob.bytes_sent + sent,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+        return "waiting"
+
+    async def transfer(self, job_id: int, digest: str) -> SyncTransfer | None:
+        async with self.db.read() as session:
+            return await session.get(SyncTransfer, (job_id, digest))
+
+    async def save_transfer(self, job_id: int, digest: str, location: str, offset: int) -> None:
+        async with self.db.write() as session:
+            row = await session.get(SyncTransfer, (job_id, digest))
+            if row is None:
+                session.add(SyncTransfer(job_id=job_id, digest=digest, location=location, offset=offset))
+            else:
+                row.location, row.offset, row.updated_at = location, offset, utcnow()
+
+    async def drop_transfer(self, job_id: int, digest: str) -> None:
+        async with self.db.write() as session:
+            row = await session.get(SyncTransfer, (job_id, digest))
+            if row is not None:
+                await session.delete(row)

@@ -1,0 +1,113 @@
+"""Sync jobs born in the same transaction as the tag change that calls for them.
+
+Because the job rows commit with the tag, a push that succeeded always has its jobs recorded,
+even if the process dies a moment later. The session is flagged so that the database handle
+wakes the workers once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.metadata.db import JOBS_CREATED
+from ferry.metadata.models import (
+    Manifest,
+    ManifestReference,
+    Organization,
+    Repository,
+    SyncJob,
+    SyncRule,
+    Tag,
+)
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Target:
+    region: str
+    namespace: str
+    override: bool
+
+
+async def enqueue(
+    session: AsyncSession,
+    repository: Repository,
+    tag: str,
+    target: Target,
+    trigger: str,
+    operator: Operator,
+) -> SyncJob | None:
+    """A waiting job for the tag and target, unless one is already waiting (it will copy the newest)."""
+    waiting = await session.scalar(
+        select(SyncJob).where(
+            SyncJob.repository_id == repository.id,
+            SyncJob.remote_region_id == target.region,
+            SyncJob.remote_namespace == target.namespace,
+            SyncJob.tag == tag,
+            SyncJob.status == "waiting",
+        )
+    )
+    if waiting is not None:
+        waiting.override = waiting.override or target.override
+        return None
+    org = await session.get(Organization, repository.organization_id)
+    assert org is not None
+    job = SyncJob(
+        repository_id=repository.id,
+        account_id=org.account_id,
+        namespace=org.name,
+        repo_name=repository.name,
+        remote_region_id=target.region,
+        remote_namespace=target.namespace,
+        tag=tag,
+        override=target.override,
+        trigger=trigger,
+        operator_id=operator.id,
+        operator_name=operator.name,
+    )
+    session.add(job)
+    await session.flush()
+    session.info[JOBS_CREATED] = True
+    return job
+
+
+async def auto_rules(session: AsyncSession, repository_id: int) -> list[SyncRule]:
+    query = select(SyncRule).where(SyncRule.repository_id == repository_id, SyncRule.sync_auto.is_(True))
+    return list(await session.scalars(query))
+
+
+async def tag_moved(session: AsyncSession, repository: Repository, tag: str, operator: Operator) -> None:
+    for rule in await auto_rules(session, repository.id):
+        target = Target(rule.remote_region_id, rule.remote_namespace, rule.override)
+        await enqueue(session, repository, tag, target, "auto", operator)
+
+
+async def referrer_added(
+    session: AsyncSession, repository: Repository, subject: str, operator: Operator
+) -> None:
+    """A signature or SBOM pushed later follows its image: re-sync the tags that show the subject."""
+    rules = await auto_rules(session, repository.id)
+    if not rules:
+        return
+    parents = (
+        select(Manifest.digest)
+        .join(ManifestReference, ManifestReference.manifest_id == Manifest.id)
+        .where(Manifest.repository_id == repository.id, ManifestReference.digest == subject)
+    )
+    tags = await session.scalars(
+        select(Tag.name).where(
+            Tag.repository_id == repository.id, (Tag.digest == subject) | Tag.digest.in_(parents)
+        )
+    )
+    for tag in list(tags):
+        for rule in rules:
+            target = Target(rule.remote_region_id, rule.remote_namespace, rule.override)
+            await enqueue(session, repository, tag, target, "auto", operator)

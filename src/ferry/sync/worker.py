@@ -1,0 +1,115 @@
+"""Sync workers: claim a job, copy, record the outcome. They wake the moment a job commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from ferry.config import Settings
+from ferry.metadata.db import Database
+from ferry.metadata.models import SyncJob
+from ferry.storage import BlobStore
+from ferry.sync.copier import Copier
+from ferry.sync.peer_client import PeerClient, PeerError
+from ferry.sync.queue import JobQueue, Outcome
+
+log = logging.getLogger("ferry.sync")
+
+
+class SyncWorker:
+    def __init__(
+        self, settings: Settings, db: Database, store: BlobStore, clients: dict[str, PeerClient]
+    ) -> None:
+        self.settings = settings
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.queue = JobQueue(db, owner, settings.sync_lease_seconds)
+        self.copier = Copier(db, store, self.queue, settings.sync_chunk_bytes)
+        self.clients = clients
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        db.on_jobs_created.append(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._slot()) for _ in range(self.settings.sync_workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _slot(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                job = await self.queue.claim()
+            except Exception:
+                log.exception("claiming a sync job failed")
+                job = None
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
+                continue
+            self._wake.set()  # there may be more: let another slot look too
+            await self._run(job)
+
+    async def _run(self, job: SyncJob) -> None:
+        client = self.clients.get(job.remote_region_id)
+        if client is None:
+            await self.queue.finish(job.id, Outcome("failed", f"region {job.remote_region_id} is not a peer"))
+            return
+        renewal = asyncio.create_task(self._renew(job.id, asyncio.current_task()))
+        try:
+            outcome, _ = await self.copier.run(job, client)
+            await self.queue.finish(job.id, outcome)
+            log.info(
+                "sync job %s %s:%s → %s/%s: %s",
+                job.id,
+                job.namespace,
+                job.tag,
+                job.remote_region_id,
+                job.remote_namespace,
+                outcome.status,
+            )
+        except PeerError as error:
+            if error.retryable:
+                await self.queue.retry_later(
+                    job, str(error), error.retry_after, self.settings.sync_retry_seconds, 0
+                )
+            else:
+                await self.queue.finish(job.id, Outcome("failed", str(error)))
+        except asyncio.CancelledError:
+            # Shutting down: hand the job back now rather than after the lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self.queue.retry_later(job, "worker stopped", 0, self.settings.sync_retry_seconds, 0)
+                )
+            raise
+        except Exception as error:
+            log.exception("sync job %s failed unexpectedly", job.id)
+            await self.queue.retry_later(
+                job, f"internal error: {type(error).__name__}", None, self.settings.sync_retry_seconds, 0
+            )
+        finally:
+            renewal.cancel()
+
+    async def _renew(self, job_id: int, runner: asyncio.Task[None] | None) -> None:
+        interval = self.settings.sync_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.queue.renew(job_id):
+                    log.warning("lost the lease on sync job %s; stopping it", job_id)
+                    if runner is not None:
+                        runner.cancel()
+                    return
+            except Exception:
+                log.exception("renewing the lease on sync job %s failed", job_id)
