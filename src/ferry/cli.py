@@ -302,3 +302,12 @@ def dev(
         raise typer.Exit(1) from None
     print_description(console, description, data)
     run_until_stopped(started)
+
+
+def _register_sync() -> None:
+    from ferry.cli_sync import sync_app
+
+    app.add_typer(sync_app, name="sync")
+
+
+_register_sync()

@@ -1,0 +1,259 @@
+"""`ferry sync …`: rules, manual syncs and sync records, through a region's management API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ferry.config import Peer
+from ferry.sync.peer_client import PeerClient, PeerError
+from ferry.sync.queue import FINAL
+
+sync_app = typer.Typer(help="Sync images between regions: rules, manual syncs, records.")
+console = Console()
+
+Endpoint = Annotated[str | None, typer.Option(envvar="FERRY_ENDPOINT", help="Region endpoint URL.")]
+AccessKey = Annotated[str | None, typer.Option("--ak", envvar="FERRY_AK", help="Access key.")]
+SecretKey = Annotated[str | None, typer.Option("--sk", envvar="FERRY_SK", help="Secret key.")]
+Region = Annotated[str | None, typer.Option(help="Region id in dev.json (default: the first).")]
+DevFile = Annotated[Path, typer.Option("--dev", help="dev.json written by `ferry dev`.")]
+STATUS_STYLE = {"success": "green", "existed": "cyan", "failed": "red", "timeout": "red", "cancel": "yellow"}
+
+
+def _connect(
+    endpoint: str | None, ak: str | None, sk: str | None, region: str | None, dev: Path
+) -> PeerClient:
+    """A client for the region: explicit endpoint and keys, or what `ferry dev` described."""
+    described: dict[str, Any] = json.loads(dev.read_text()) if dev.exists() else {}
+    regions = described.get("regions", [])
+    chosen = next((r for r in regions if r["id"] == region), regions[0] if regions else None)
+    endpoint = endpoint or (chosen["endpoint"] if chosen else None)
+    ak = ak or described.get("admin", {}).get("ak")
+    sk = sk or described.get("admin", {}).get("sk")
+    if not endpoint or not ak or not sk:
+        console.print("[red]error:[/red] give --endpoint, --ak and --sk (or run `ferry dev` for a dev.json)")
+        raise typer.Exit(2)
+    return PeerClient(
+        Peer(id=region or (chosen["id"] if chosen else "local"), url=endpoint, ak=ak, sk=SecretStr(sk))
+    )
+
+
+def _repo_path(name: str) -> str:
+    organization, sep, repository = name.partition("/")
+    if not sep:
+        console.print(f"[red]error:[/red] expected ORG/REPO, got {name!r}")
+        raise typer.Exit(2)
+    repository = quote(repository.replace("/", "$"), safe="")
+    return f"/v2/manage/namespaces/{quote(organization, safe='')}/repos/{repository}"
+
+
+def _target(value: str) -> tuple[str, str]:
+    region, sep, namespace = value.partition("/")
+    if not sep or not region or not namespace:
+        console.print(f"[red]error:[/red] --to wants REGION/ORG, got {value!r}")
+        raise typer.Exit(2)
+    return region, namespace
+
+
+async def _call(client: PeerClient, method: str, path: str, body: Any = None) -> Any:
+    """One call, then the client is closed."""
+    try:
+        return await _call_open(client, method, path, body)
+    finally:
+        await client.close()
+
+
+def _run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+@sync_app.command("rules")
+def rules(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    endpoint: Endpoint = None,
+    ak: AccessKey = None,
+    sk: SecretKey = None,
+    region: Region = None,
+    dev: DevFile = Path("ferry-data/dev.json"),
+) -> None:
+    """List the automatic sync rules of a repository."""
+    client = _connect(endpoint, ak, sk, region, dev)
+    found = _run(_call(client, "GET", _repo_path(name) + "/sync_repo")) or []
+    table = Table(
+        "id", "target region", "target org", "auto", "override", "updated", title=f"sync rules of {name}"
+    )
+    for rule in found:
+        table.add_row(
+            str(rule["id"]),
+            rule["remoteRegionId"],
+            rule["remoteNamespace"],
+            str(rule["syncAuto"]),
+            str(rule["override"]),
+            rule["updatedAt"],
+        )
+    console.print(table)
+
+
+@sync_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    to: Annotated[str, typer.Option(help="REGION/ORG to sync to.")],
+    auto: Annotated[bool, typer.Option("--auto/--no-auto", help="Sync every later push.")] = True,
+    override: Annotated[bool, typer.Option(help="Replace a different image under the same tag.")] = False,
+    endpoint: Endpoint = None,
+    ak: AccessKey = None,
+    sk: SecretKey = None,
+    region: Region = None,
+    dev: DevFile = Path("ferry-data/dev.json"),
+) -> None:
+    """Create (or update) an automatic sync rule."""
+    target_region, namespace = _target(to)
+    body = {
+        "remoteRegionId": target_region,
+        "remoteNamespace": namespace,
+        "syncAuto": auto,
+        "override": override,
+    }
+    _run(_call(_connect(endpoint, ak, sk, region, dev), "POST", _repo_path(name) + "/sync_repo", body))
+    console.print(f"rule {name} → {to} (auto={auto}, override={override})")
+
+
+@sync_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    to: Annotated[str, typer.Option(help="REGION/ORG of the rule.")],
+    endpoint: Endpoint = None,
+    ak: AccessKey = None,
+    sk: SecretKey = None,
+    region: Region = None,
+    dev: DevFile = Path("ferry-data/dev.json"),
+) -> None:
+    """Delete an automatic sync rule."""
+    target_region, namespace = _target(to)
+    body = {"remoteRegionId": target_region, "remoteNamespace": namespace}
+    _run(_call(_connect(endpoint, ak, sk, region, dev), "DELETE", _repo_path(name) + "/sync_repo", body))
+    console.print(f"removed rule {name} → {to}")
+
+
+def _jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
+    table = Table(
+        "id", "tag", "target", "status", "bytes", "attempts", "trigger", "created", "message", title=title
+    )
+    for column in table.columns:
+        column.no_wrap, column.overflow = True, "ellipsis"
+    for job in jobs:
+        style = STATUS_STYLE.get(job["status"], "")
+        table.add_row(
+            str(job["id"]),
+            job["tag"],
+            f"{job['remoteRegionId']}/{job['remoteNamespace']}",
+            f"[{style}]{job['status']}[/{style}]" if style else job["status"],
+            f"{job.get('bytes', 0):,}",
+            str(job.get("attempts", "")),
+            job.get("trigger", ""),
+            job["createdAt"],
+            job.get("message", "")[:60],
+        )
+    return table
+
+
+@sync_app.command("jobs")
+def jobs(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    endpoint: Endpoint = None,
+    ak: AccessKey = None,
+    sk: SecretKey = None,
+    region: Region = None,
+    dev: DevFile = Path("ferry-data/dev.json"),
+) -> None:
+    """Show the newest sync records of a repository."""
+    client = _connect(endpoint, ak, sk, region, dev)
+    found = _run(
+        _call(client, "GET", _repo_path(name) + f"/sync_job?filter=limit%3A%3A{limit}%7Coffset%3A%3A0")
+    )
+    console.print(_jobs_table(found or [], f"sync records of {name}"))
+
+
+@sync_app.command("now")
+def now(
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    tags: Annotated[list[str], typer.Argument(help="Tags to copy.")],
+    to: Annotated[str, typer.Option(help="REGION/ORG to copy to.")],
+    override: Annotated[bool, typer.Option(help="Replace a different image under the same tag.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow the jobs.")] = 600,
+    endpoint: Endpoint = None,
+    ak: AccessKey = None,
+    sk: SecretKey = None,
+    region: Region = None,
+    dev: DevFile = Path("ferry-data/dev.json"),
+) -> None:
+    """Copy existing tags now and follow the jobs until they end."""
+    target_region, namespace = _target(to)
+    path = _repo_path(name)
+    records = path + "/sync_job?filter=limit%3A%3A200%7Coffset%3A%3A0"
+
+    async def go() -> int:
+        client = _connect(endpoint, ak, sk, region, dev)
+        before = {j["id"] for j in (await _call_open(client, "GET", records) or [])}
+        body = {
+            "imageTag": tags,
+            "override": override,
+            "remoteNamespace": namespace,
+            "remoteRegionId": target_region,
+        }
+        failed = await _call_open(client, "POST", path + "/sync_images", body) or []
+        for tag in failed:
+            console.print(f"[red]not synced:[/red] {name}:{tag} does not exist")
+        wanted = set(tags) - set(failed)
+        deadline = time.monotonic() + timeout
+        ours: list[dict[str, Any]] = []
+        with Live(console=console, refresh_per_second=4) as live:
+            while wanted and time.monotonic() < deadline:
+                found = await _call_open(client, "GET", records) or []
+                ours = [
+                    j
+                    for j in found
+                    if j["id"] not in before
+                    and j["tag"] in wanted
+                    and j["remoteRegionId"] == target_region
+                    and j["remoteNamespace"] == namespace
+                ]
+                live.update(_jobs_table(ours, f"syncing {name} → {to}"))
+                if ours and all(j["status"] in FINAL for j in ours) and {j["tag"] for j in ours} >= wanted:
+                    break
+                await asyncio.sleep(0.25)
+        await client.close()
+        bad = [j for j in ours if j["status"] not in ("success", "existed")]
+        return 1 if failed or bad or not wanted <= {j["tag"] for j in ours} else 0
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+async def _call_open(client: PeerClient, method: str, path: str, body: Any = None) -> Any:
+    """Like _call, but keeps the client open for more calls."""
+    try:
+        response = await client.manage(method, path, body)
+    except PeerError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    document = response.json() if response.body else None
+    if response.status >= 400:
+        message = (
+            document.get("error_msg")
+            if isinstance(document, dict)
+            else response.body.decode(errors="replace")
+        )
+        console.print(f"[red]error {response.status}:[/red] {message}")
+        raise typer.Exit(1)
+    return document
