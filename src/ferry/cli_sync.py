@@ -146,11 +146,11 @@ def remove(
 
 
 def _jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
-    table = Table(
-        "id", "tag", "target", "status", "bytes", "attempts", "trigger", "created", "message", title=title
-    )
-    for column in table.columns:
-        column.no_wrap, column.overflow = True, "ellipsis"
+    table = Table(title=title)
+    for header, width in (("id", 3), ("tag", 6), ("target", 12), ("status", 7), ("bytes", 7), ("tries", 5)):
+        table.add_column(header, min_width=width, no_wrap=True)
+    table.add_column("created", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=36)
     for job in jobs:
         style = STATUS_STYLE.get(job["status"], "")
         table.add_row(
@@ -160,9 +160,8 @@ def _jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
             f"[{style}]{job['status']}[/{style}]" if style else job["status"],
             f"{job.get('bytes', 0):,}",
             str(job.get("attempts", "")),
-            job.get("trigger", ""),
             job["createdAt"],
-            job.get("message", "")[:60],
+            job.get("message", ""),
         )
     return table
 
