@@ -22,7 +22,7 @@ from ferry.metadata.migrate import upgrade
 from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState
-from ferry.storage import FilesystemBlobStore
+from ferry.storage import open_store
 from ferry.sync.peer_client import PeerClient
 from ferry.sync.worker import SyncWorker
 
@@ -83,7 +83,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def build_state(settings: Settings) -> AppState:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url())
-    store = FilesystemBlobStore(settings.data_dir / "storage")
+    store = open_store(settings)
     tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
     iam_tokens = IamTokens(settings.resolved_secret_key())
     peers = {peer.id: PeerClient(peer) for peer in settings.peers if peer.id != settings.region}

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     admin_account: str = "ferry"
     admin_user: str = "admin"
     admin_password: str = ""
+    # Blob storage: empty means the filesystem under data_dir; "s3://bucket/prefix" means S3.
+    storage_url: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")
+    # Seconds a pre-signed blob URL stays valid; 0 serves blob bytes through Ferry instead.
+    s3_redirect_seconds: int = Field(default=0, ge=0)
     # Optional fixed credentials for the bootstrap admin, so every region of `ferry dev` shares them.
     admin_access_key: str = ""
     admin_secret_key: str = ""

@@ -53,7 +53,8 @@ def check_date(value: str | None, now: datetime | None = None) -> None:
 
 
 def canonical_uri(raw_path: str) -> str:
-    segments = [quote(unquote(segment), safe="~") for segment in unquote(raw_path).split("/")]
+    # Decoded exactly once, as the SDK does: "%2524" stays "%24" and is re-encoded as "%2524".
+    segments = [quote(segment, safe="~") for segment in unquote(raw_path).split("/")]
     uri = "/".join(segments)
     return uri if uri.endswith("/") else uri + "/"
 

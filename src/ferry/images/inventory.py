@@ -12,6 +12,8 @@ from ferry.images.manifest_format import INDEX_TYPES
 from ferry.images.manifests import PutResult, _set_tag
 from ferry.metadata.models import Blob, Manifest, ManifestReference, Organization, Repository, Tag
 
+REPOSITORY_ORDER_COLUMNS = ("name", "updated_time", "tag_count")
+
 
 @dataclass(frozen=True)
 class RepositoryFigures:
@@ -113,6 +115,7 @@ async def repository_page(
     order_column: str,
     descending: bool,
 ) -> tuple[list[tuple[Repository, Organization]], int]:
+    """One page of repositories; `order_column` is one of REPOSITORY_ORDER_COLUMNS."""
     query = (
         select(Repository, Organization)
         .join(Organization, Organization.id == Repository.organization_id)
@@ -125,10 +128,17 @@ async def repository_page(
     if category:
         query = query.where(Repository.category == category)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    column = {"updated_time": Repository.updated_at, "name": Repository.name}.get(
-        order_column, Repository.name
+    tag_count = (
+        select(func.count())
+        .select_from(Tag)
+        .where(Tag.repository_id == Repository.id)
+        .correlate(Repository)
+        .scalar_subquery()
     )
-    query = query.order_by(column.desc() if descending else column.asc(), Repository.id)
+    column = {"updated_time": Repository.updated_at, "name": Repository.name, "tag_count": tag_count}[
+        order_column
+    ]
+    query = query.order_by(column.desc() if descending else column.asc(), Repository.name, Repository.id)
     rows = (await session.execute(query.offset(offset).limit(limit))).tuples().all()
     return [(r, o) for r, o in rows], int(total or 0)
 

@@ -71,14 +71,20 @@ class Uploads:
             return await self._append(upload_id, chunks, start)
 
     async def finish(
-        self, image: ImageName, upload_id: str, digest: str, chunks: AsyncIterable[bytes] | None
+        self,
+        image: ImageName,
+        upload_id: str,
+        digest: str,
+        chunks: AsyncIterable[bytes] | None,
+        start: int | None = None,
     ) -> int:
-        """Takes the last chunk, verifies the digest and makes the blob visible; returns its size."""
+        """Takes the last chunk (at `start`, from Content-Range, when given), verifies the digest
+        and makes the blob visible; returns its size."""
         digest = require_digest(digest)
         repository_id = await self._require(image, upload_id)
         async with self._lock(upload_id):
             if chunks is not None:
-                await self._append(upload_id, chunks, None)
+                await self._append(upload_id, chunks, start)
             size, actual = await self._digest_of(upload_id)
             if actual != digest:
                 await self._discard(upload_id)

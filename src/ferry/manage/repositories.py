@@ -137,9 +137,13 @@ async def list_repos(request: web.Request) -> web.Response:
     namespace = values.get("namespace") or None
     if namespace is not None and not is_organization(namespace):
         raise swr_bad_request(f"invalid organization name {namespace!r}", "SVCSTG.SWR.4001028")
-    order_type = values.get("order_type", "desc")
-    if order_type not in ("asc", "desc"):
-        raise swr_bad_request("order_type must be asc or desc", "SVCSTG.SWR.4000014")
+    order_column = values.get("order_column") or "updated_time"
+    order_type = values.get("order_type") or "desc"
+    if order_column not in inventory.REPOSITORY_ORDER_COLUMNS or order_type not in ("asc", "desc"):
+        raise swr_bad_request(
+            "order_column must be name, updated_time or tag_count, order_type asc or desc",
+            "SVCSTG.SWR.4000014",
+        )
     principal = principal_of(request)
     async with state(request).db.read() as session:
         visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
@@ -153,7 +157,7 @@ async def list_repos(request: web.Request) -> web.Response:
             values.get("category") or None,
             offset,
             limit,
-            values.get("order_column", "updated_time"),
+            order_column,
             order_type == "desc",
         )
         items = [await _list_item(request, session, repo, org, total) for repo, org in rows]

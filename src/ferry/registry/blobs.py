@@ -7,7 +7,7 @@ from aiohttp import web
 from ferry.errors import OCIError, blob_unknown
 from ferry.images import blobs
 from ferry.images.digests import require_digest
-from ferry.images.repositories import repository_for_push, require_repository
+from ferry.images.repositories import find_repository, repository_for_push, require_repository
 from ferry.names import ImageName, parse_image_name
 from ferry.registry.auth import caller_of, requires
 from ferry.state import state
@@ -47,6 +47,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
+    if request.method == "GET" and (url := await app.store.redirect_url(digest)):
+        return web.Response(status=307, headers=headers | {"Location": url})
     path = app.store.local_path(digest)
     if path is not None:
         return web.FileResponse(path, headers=headers)
@@ -99,7 +101,8 @@ async def _mount(request: web.Request, image: ImageName, digest: str) -> bool:
             source = parse_image_name(source_name)
             if source is None or not caller.may(source_name, "pull"):
                 return False
-            source_repo = await require_repository(session, source) if source else None
+            # An unknown source repository is not an error: the client uploads instead.
+            source_repo = await find_repository(session, source)
             size = await blobs.linked_size(session, source_repo.id, digest) if source_repo else None
         else:
             size = await blobs.readable_source_with_blob(session, caller, digest)
@@ -146,7 +149,8 @@ async def finish_upload(request: web.Request) -> web.Response:
     if not digest:
         raise OCIError(400, "DIGEST_INVALID", "the digest query parameter is required")
     body = request.content.iter_any() if request.body_exists else None
-    await state(request).uploads.finish(image_of(request), upload_id, digest, body)
+    start = _content_range_start(request) if body is not None else None
+    await state(request).uploads.finish(image_of(request), upload_id, digest, body, start)
     return _blob_created(request.match_info["name"], digest)
 
 

@@ -106,5 +106,8 @@ class FilesystemBlobStore:
     def local_path(self, digest: str) -> Path | None:
         return self._blob_path(digest)
 
+    async def redirect_url(self, digest: str) -> str | None:
+        return None
+
     async def delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
