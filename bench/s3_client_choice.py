@@ -45,8 +45,14 @@ async def obstore_roundtrip(endpoint: str, total: int) -> None:
     import obstore
     from obstore.store import S3Store
 
-    store = S3Store("bench", endpoint=endpoint, access_key_id="x", secret_access_key="x", region="us-east-1",
-                    client_options={"allow_http": True})
+    store = S3Store(
+        "bench",
+        endpoint=endpoint,
+        access_key_id="x",
+        secret_access_key="x",
+        region="us-east-1",
+        client_options={"allow_http": True},
+    )
     await obstore.put_async(store, "obstore/blob", chunks(total), chunk_size=PART)
     result = await obstore.get_async(store, "obstore/blob")
     received = 0
@@ -59,18 +65,25 @@ async def aiobotocore_roundtrip(endpoint: str, total: int) -> None:
     from aiobotocore.session import get_session
 
     session = get_session()
-    async with session.create_client("s3", endpoint_url=endpoint, aws_access_key_id="x",
-                                     aws_secret_access_key="x", region_name="us-east-1") as client:
+    async with session.create_client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+    ) as client:
         upload = await client.create_multipart_upload(Bucket="bench", Key="botocore/blob")
         parts = []
         number = 1
         async for chunk in chunks(total):
-            part = await client.upload_part(Bucket="bench", Key="botocore/blob", UploadId=upload["UploadId"],
-                                            PartNumber=number, Body=chunk)
+            part = await client.upload_part(
+                Bucket="bench",
+                Key="botocore/blob",
+                UploadId=upload["UploadId"],
+                PartNumber=number,
+                Body=chunk,
+            )
             parts.append({"ETag": part["ETag"], "PartNumber": number})
             number += 1
-        await client.complete_multipart_upload(Bucket="bench", Key="botocore/blob", UploadId=upload["UploadId"],
-                                               MultipartUpload={"Parts": parts})
+        await client.complete_multipart_upload(
+            Bucket="bench", Key="botocore/blob", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+        )
         response = await client.get_object(Bucket="bench", Key="botocore/blob")
         received = 0
         async with response["Body"] as body:
@@ -79,7 +92,9 @@ async def aiobotocore_roundtrip(endpoint: str, total: int) -> None:
         assert received == total, received
 
 
-def measure(name: str, run: Callable[[str, int], Awaitable[None]], endpoint: str, total: int) -> dict[str, float]:
+def measure(
+    name: str, run: Callable[[str, int], Awaitable[None]], endpoint: str, total: int
+) -> dict[str, float]:
     start_cpu, start = cpu(), time.monotonic()
     asyncio.run(run(endpoint, total))
     cpu_s, wall = cpu() - start_cpu, time.monotonic() - start
@@ -92,8 +107,11 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     total = parser.parse_args().mib * 1024 * 1024
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         endpoint = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -105,8 +123,10 @@ def main() -> None:
         import urllib.request
 
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT")).read()
-        results = [measure("obstore", obstore_roundtrip, endpoint, total),
-                   measure("aiobotocore", aiobotocore_roundtrip, endpoint, total)]
+        results = [
+            measure("obstore", obstore_roundtrip, endpoint, total),
+            measure("aiobotocore", aiobotocore_roundtrip, endpoint, total),
+        ]
     finally:
         server.terminate()
         server.wait(10)

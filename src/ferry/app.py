@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     app[STATE] = app_state
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await app_state.store.check()
         await upgrade(app_state.db)
         await bootstrap_admin(app_state.db, settings)
         worker = SyncWorker(settings, app_state.db, app_state.store, app_state.peer_clients)

@@ -65,13 +65,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
     region: Annotated[str | None, typer.Option(help="This region's id.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Sync job slots in this process; 0 = API only.")
+    ] = None,
 ) -> None:
-    """Run one region: the registry API and (later) its sync workers."""
+    """Run one region: the registry and management APIs, and its sync workers."""
     from aiohttp import web
 
     from ferry.app import create_app
 
-    settings = _settings(data, host=host, port=port, region=region)
+    settings = _settings(data, host=host, port=port, region=region, sync_workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _ensure_admin_password(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -80,7 +83,13 @@ def serve(
     console.print(f"  data:  {settings.data_dir.resolve()}")
     console.print(f"  admin: {settings.admin_user} / {settings.admin_password}")
     console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    from ferry.storage import StorageUnavailable
+
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    except StorageUnavailable as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
 
 
 def _ensure_admin_password(settings: Settings) -> None:
@@ -94,6 +103,25 @@ def _ensure_admin_password(settings: Settings) -> None:
     settings.admin_password = secrets.token_urlsafe(12)
     path.write_text(json.dumps({"user": settings.admin_user, "password": settings.admin_password}))
     path.chmod(0o600)
+
+
+@app.command()
+def worker(
+    data: DataOption = None,
+    slots: Annotated[int | None, typer.Option(help="Jobs run at once (env FERRY_SYNC_WORKERS).")] = None,
+) -> None:
+    """Run only sync workers for a region (scale-out: beside `ferry serve --workers 0`)."""
+    from ferry.sync.worker import run_worker
+
+    settings = _settings(data, sync_workers=slots)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from ferry.storage import StorageUnavailable
+
+    try:
+        asyncio.run(run_worker(settings))
+    except StorageUnavailable as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
 
 
 @app.command()

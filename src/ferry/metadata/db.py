@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 # Set in a write session's info by whatever inserts sync jobs; the commit then wakes the workers.
 JOBS_CREATED = "ferry.sync_jobs_created"
+NOTIFY_CHANNEL = "ferry_sync_jobs"
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
@@ -72,6 +73,9 @@ class Database:
             async with self._write_sessions() as session:
                 async with session.begin():
                     yield session
+                    if session.info.get(JOBS_CREATED):
+                        # Delivered at commit, to every listening process, or not at all.
+                        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
                 self._after_commit(session)
             return
         async with self._write_lock, self._write_sessions() as session:
@@ -88,3 +92,7 @@ class Database:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
+
+    def asyncpg_dsn(self) -> str:
+        """The URL asyncpg itself accepts (for LISTEN, which needs a dedicated connection)."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from ferry.metadata.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x46455252  # "FERR"
 
 
 def alembic_config(url: str) -> Config:
@@ -29,6 +31,10 @@ async def upgrade(database: Database) -> None:
         command.upgrade(config, "head")
 
     async with database._write_engine.begin() as connection:
+        if not database.is_sqlite:
+            # Several processes may start at once; PostgreSQL's DDL is transactional, so the
+            # first migrates and the rest find the schema current.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)
 
 

@@ -9,12 +9,20 @@ class UploadMissing(Exception):
     """The upload's bytes are gone (expired, aborted or never started)."""
 
 
+class StorageUnavailable(Exception):
+    """The configured store cannot be reached or written (bad bucket, credentials, path)."""
+
+
 class BlobStore(Protocol):
     """Blobs by digest, plus the in-progress uploads they are born from.
 
     An upload is an append-only byte sequence. `commit_upload` makes it the blob for a digest the
     caller has already verified, atomically: readers see the whole blob or nothing.
     """
+
+    async def check(self) -> None:
+        """Raises StorageUnavailable with a readable reason when the store cannot be used."""
+        ...
 
     async def start_upload(self, upload_id: str) -> None: ...
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from ferry.storage.base import UploadMissing
+from ferry.storage.base import StorageUnavailable, UploadMissing
 
 READ_CHUNK = 1024 * 1024
 
@@ -23,6 +23,14 @@ class FilesystemBlobStore:
         self.uploads = root / "uploads"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.uploads.mkdir(parents=True, exist_ok=True)
+
+    async def check(self) -> None:
+        probe = self.uploads / ".write-check"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise StorageUnavailable(f"cannot write under {self.root}: {error}") from None
 
     def _blob_path(self, digest: str) -> Path:
         hexpart = digest.split(":", 1)[1]

@@ -20,7 +20,7 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from ferry.storage.base import UploadMissing
+from ferry.storage.base import StorageUnavailable, UploadMissing
 
 PART_BYTES = 8 * 1024 * 1024
 MARKER = ".started"
@@ -51,6 +51,15 @@ class S3BlobStore:
         allow_http = endpoint.startswith("http://")
         store = S3Store.from_url(url, config=config, client_options={"allow_http": allow_http})  # type: ignore[arg-type]
         return cls(store, redirect_seconds)
+
+    async def check(self) -> None:
+        probe = "uploads/.write-check"
+        try:
+            await obstore.put_async(self.store, probe, b"")
+            await obstore.delete_async(self.store, probe)
+        except Exception as error:
+            reason = str(error).splitlines()[0][:300]
+            raise StorageUnavailable(f"cannot write to the S3 bucket: {reason}") from None
 
     @staticmethod
     def _blob(digest: str) -> str:

@@ -10,7 +10,7 @@ import socket
 import uuid
 
 from ferry.config import Settings
-from ferry.metadata.db import Database
+from ferry.metadata.db import NOTIFY_CHANNEL, Database
 from ferry.metadata.models import SyncJob
 from ferry.storage import BlobStore
 from ferry.sync.copier import Copier
@@ -38,6 +38,36 @@ class SyncWorker:
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._slot()) for _ in range(self.settings.sync_workers)]
+        if not self.queue.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._listen()))
+
+    async def _listen(self) -> None:
+        """Wakes on PostgreSQL NOTIFY, so jobs committed by any process start at once."""
+        while True:
+            try:
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+            await asyncio.sleep(2)
+
+    async def _listen_once(self) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(self.queue.db.asyncpg_dsn())
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
+            self.wake()  # anything committed while nobody listened
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), 30)
+                if not lost.is_set():
+                    await connection.execute("SELECT 1")  # notices a dead link
+        finally:
+            await connection.close()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -113,3 +143,31 @@ class SyncWorker:
                     return
             except Exception:
                 log.exception("renewing the lease on sync job %s failed", job_id)
+
+
+async def run_worker(settings: Settings) -> None:
+    """A process that only runs sync jobs (`ferry worker`), until SIGTERM or SIGINT."""
+    import signal
+
+    from ferry.metadata.migrate import upgrade
+    from ferry.storage import open_store
+
+    db = Database(settings.resolved_database_url())
+    store = open_store(settings)
+    await store.check()
+    await upgrade(db)
+    clients = {peer.id: PeerClient(peer) for peer in settings.peers if peer.id != settings.region}
+    worker = SyncWorker(settings, db, store, clients)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker.start()
+    log.info("sync worker for region %s running %d slots", settings.region, settings.sync_workers)
+    try:
+        await stop.wait()
+    finally:
+        await worker.stop()
+        for client in clients.values():
+            await client.close()
+        await db.close()
