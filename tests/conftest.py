@@ -6,7 +6,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import server as server_module
+from tests.support.postgres import create_database, fresh_postgres_url, postgres_url  # noqa: F401
+from tests.support.s3server import S3Server
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
+
+BACKEND = os.environ.get("FERRY_TEST_BACKEND", "sqlite-fs")
+
+
+def pytest_report_header() -> str:
+    return f"ferry backend: {BACKEND} (FERRY_TEST_BACKEND=sqlite-fs|postgres-s3)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that look inside the filesystem store only run on the filesystem backend."""
+    if BACKEND == "postgres-s3":
+        skip = pytest.mark.skip(reason="inspects the filesystem blob store")
+        for item in items:
+            if "filesystem_only" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,6 +34,26 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["HOME"] = str(home)
     os.environ["XDG_DATA_HOME"] = str(home / "xdg")
     os.environ["_CONTAINERS_ROOTLESS_UID"] = "0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_backend(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """With FERRY_TEST_BACKEND=postgres-s3 every server gets its own PostgreSQL database and bucket."""
+    if BACKEND != "postgres-s3":
+        yield
+        return
+    admin_url = request.getfixturevalue("postgres_url")
+    s3 = S3Server(tmp_path_factory.mktemp("s3")).start()
+
+    def env() -> dict[str, str]:
+        return {"FERRY_DATABASE_URL": create_database(admin_url)} | s3.server_env()
+
+    server_module.backend_env = env
+    yield
+    server_module.backend_env = None
+    s3.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 ADMIN_PASSWORD = "admin-pass-123"
+# Set by the test session when FERRY_TEST_BACKEND asks for PostgreSQL + S3: gives each new server
+# the FERRY_* settings of its own fresh database and bucket.
+backend_env: Callable[[], dict[str, str]] | None = None
 
 
 def free_port() -> int:
@@ -43,14 +47,20 @@ class FerryServer:
         return self.process.pid
 
     def _env(self) -> dict[str, str]:
-        return os.environ | {
-            "FERRY_DATA_DIR": str(self.data),
-            "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "FERRY_PORT": str(self.port),
-            "FERRY_HOST": "127.0.0.1",
-        } | self.env
+        return (
+            os.environ
+            | {
+                "FERRY_DATA_DIR": str(self.data),
+                "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "FERRY_PORT": str(self.port),
+                "FERRY_HOST": "127.0.0.1",
+            }
+            | self.env
+        )
 
-    def start(self, timeout: float = 30) -> FerryServer:
+    def start(self, timeout: float = 60) -> FerryServer:
+        if backend_env is not None and "FERRY_DATABASE_URL" not in self.env:
+            self.env = backend_env() | self.env  # kept, so a restart finds the same state
         self.data.mkdir(parents=True, exist_ok=True)
         log = (self.data / "server.log").open("ab")
         self.process = subprocess.Popen(
