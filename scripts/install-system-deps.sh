@@ -4,9 +4,14 @@ set -euo pipefail
 need=()
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "installing Debian packages: ${need[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+# Debian may start the packaged nginx on port 80; Ferry runs its own instances on loopback only.
+if [[ " ${need[*]} " == *" nginx "* ]]; then
+  (service nginx stop || true) >/dev/null 2>&1
+fi

@@ -64,8 +64,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _error_response(request, _not_found(request, 404))
     except web.HTTPMethodNotAllowed:
         response = _error_response(request, _not_found(request, 405))
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        # aiohttp's own refusals (413 body too large, ...): SWR's body on the management API.
+        if exc.status < 400 or is_registry_path(request.path):
+            exc.headers["X-Request-Id"] = request_id
+            raise
+        reason = exc.text or exc.reason
+        response = _error_response(request, SWRError(exc.status, f"SVCSTG.SWR.{exc.status}0000", reason))
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
         failure: OCIError | SWRError = (

@@ -315,21 +315,28 @@ def dev(
     regions: Annotated[str, typer.Option(help="Comma-separated region ids.")] = "cn-north-4,cn-east-3",
     base_port: Annotated[int, typer.Option(help="Port of the first region; the rest follow.")] = 5000,
     data: Annotated[Path, typer.Option("--data", help="Parent data directory.")] = Path("./ferry-data"),
+    postgres: Annotated[bool, typer.Option(help="Scaled regions on a local PostgreSQL.")] = False,
+    s3: Annotated[bool, typer.Option(help="Scaled regions on a local S3 server.")] = False,
 ) -> None:
-    """Start a local multi-region Ferry (one process per region) and keep it running."""
-    from ferry.dev import print_description, run_until_stopped, start_regions
+    """Start a local multi-region Ferry and keep it running.
+
+    With --postgres and/or --s3 each region is scaled out: two API processes behind nginx and
+    two `ferry worker` processes, sharing the region's database and bucket.
+    """
+    from ferry.dev import Scale, print_description, run_until_stopped, start_regions
+    from ferry.devservices import ServiceError
 
     ids = [r.strip() for r in regions.split(",") if r.strip()]
     if len(set(ids)) != len(ids) or not ids:
         console.print("[red]error:[/red] give distinct region ids")
         raise typer.Exit(2)
     try:
-        started, description = start_regions(ids, base_port, data)
-    except RuntimeError as error:
+        started, services, description = start_regions(ids, base_port, data, Scale(postgres, s3))
+    except (RuntimeError, ServiceError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     print_description(console, description, data)
-    run_until_stopped(started)
+    run_until_stopped(started, services)
 
 
 def _register_sync() -> None:

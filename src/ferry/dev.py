@@ -18,17 +18,45 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ferry.devservices import S3, Nginx, Postgres, free_port
 
-@dataclass(frozen=True)
+
+@dataclass
 class RegionProcess:
+    """One region: a single `ferry serve`, or (scaled) API processes, workers and their services."""
+
     id: str
     port: int
     data: Path
-    process: subprocess.Popen[bytes]
+    processes: list[subprocess.Popen[bytes]]
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Scale:
+    postgres: bool = False
+    s3: bool = False
+    api_processes: int = 2
+    workers: int = 2
+
+    @property
+    def on(self) -> bool:
+        return self.postgres or self.s3
+
+
+@dataclass
+class Services:
+    postgres: Postgres | None = None
+    s3: S3 | None = None
+    nginx: Nginx | None = None
+
+    def stop(self) -> None:
+        for service in (self.nginx, self.s3, self.postgres):
+            if service is not None:
+                service.stop()
 
 
 def _admin(data: Path) -> dict[str, str]:
@@ -77,69 +105,137 @@ def _healthy(endpoint: str) -> bool:
         return False
 
 
+def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "ferry", command], env=env, stdout=out, stderr=out)
+
+
 def start_regions(
-    regions: list[str], base_port: int, data: Path
-) -> tuple[list[RegionProcess], dict[str, Any]]:
+    regions: list[str], base_port: int, data: Path, scale: Scale | None = None
+) -> tuple[list[RegionProcess], Services, dict[str, Any]]:
     data = data.resolve()
     data.mkdir(parents=True, exist_ok=True)
+    scale = scale or Scale()
     admin = _admin(data)
     ports = {region: base_port + i for i, region in enumerate(regions)}
+    services = _start_services(data, scale)
     started: list[RegionProcess] = []
-    for region in regions:
-        peers = [
-            {"id": other, "url": f"http://127.0.0.1:{ports[other]}", "ak": admin["ak"], "sk": admin["sk"]}
-            for other in regions
-            if other != region
-        ]
-        region_data = data / region
-        region_data.mkdir(parents=True, exist_ok=True)
-        log = (region_data / "server.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ferry", "serve"],
-            env=_env(region, ports[region], region_data, admin, peers),
-            stdout=log,
-            stderr=log,
-        )
-        started.append(RegionProcess(region, ports[region], region_data, process))
-    _wait_healthy(started)
+    upstreams: dict[int, list[int]] = {}
+    try:
+        for region in regions:
+            peers = [
+                {"id": other, "url": f"http://127.0.0.1:{ports[other]}", "ak": admin["ak"], "sk": admin["sk"]}
+                for other in regions
+                if other != region
+            ]
+            region_data = data / region
+            region_data.mkdir(parents=True, exist_ok=True)
+            env = _env(region, ports[region], region_data, admin, peers)
+            if not scale.on:
+                process = _spawn("serve", env, region_data / "server.log")
+                started.append(RegionProcess(region, ports[region], region_data, [process]))
+                continue
+            env |= _scaled_env(services, region, region_data)
+            api_ports = [free_port() for _ in range(scale.api_processes)]
+            processes = [
+                _spawn(
+                    "serve",
+                    env | {"FERRY_PORT": str(port), "FERRY_SYNC_WORKERS": "0"},
+                    region_data / f"api-{i + 1}.log",
+                )
+                for i, port in enumerate(api_ports)
+            ]
+            processes += [
+                _spawn("worker", env, region_data / f"worker-{i + 1}.log") for i in range(scale.workers)
+            ]
+            upstreams[ports[region]] = api_ports
+            started.append(RegionProcess(region, ports[region], region_data, processes))
+        if upstreams:
+            services.nginx = Nginx(data / "nginx").start(upstreams)
+        _wait_healthy(started)
+    except Exception:
+        stop_regions(started)
+        services.stop()
+        raise
     description = {
         "regions": [
-            {"id": r.id, "endpoint": r.endpoint, "data": str(r.data), "pid": r.process.pid} for r in started
+            {"id": r.id, "endpoint": r.endpoint, "data": str(r.data), "pids": [p.pid for p in r.processes]}
+            for r in started
         ],
         "admin": admin,
     }
+    if scale.on:
+        description["scaled"] = {
+            "database": "postgresql" if scale.postgres else "sqlite",
+            "storage": services.s3.endpoint if services.s3 else "filesystem",
+            "api_processes": scale.api_processes,
+            "workers": scale.workers,
+        }
     target = data / "dev.json"
     target.with_suffix(".tmp").write_text(json.dumps(description, indent=2))
     target.with_suffix(".tmp").replace(target)
-    return started, description
+    return started, services, description
 
 
-def _wait_healthy(started: list[RegionProcess], timeout: float = 60) -> None:
+def _start_services(data: Path, scale: Scale) -> Services:
+    services = Services()
+    try:
+        if scale.postgres:
+            services.postgres = Postgres(data / "postgres", free_port()).start()
+        if scale.s3:
+            services.s3 = S3(data / "s3", free_port()).start()
+    except Exception:
+        services.stop()
+        raise
+    return services
+
+
+def _scaled_env(services: Services, region: str, region_data: Path) -> dict[str, str]:
+    # API processes of one region must sign registry tokens with the same key.
+    key_file = region_data / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+    env = {"FERRY_SECRET_KEY": key_file.read_text().strip()}
+    if services.postgres is not None:
+        env["FERRY_DATABASE_URL"] = services.postgres.create_database(region.replace("-", "_"))
+    if services.s3 is not None:
+        bucket = f"ferry-{region}"
+        services.s3.bucket(bucket)
+        env |= {
+            "FERRY_STORAGE_URL": f"s3://{bucket}/blobs",
+            "FERRY_S3_ENDPOINT": services.s3.endpoint,
+            "FERRY_S3_REGION": "us-east-1",
+            "FERRY_S3_ACCESS_KEY_ID": "ferry-dev",
+            "FERRY_S3_SECRET_ACCESS_KEY": "ferry-dev",
+        }
+    return env
+
+
+def _wait_healthy(started: list[RegionProcess], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     pending = list(started)
     while pending and time.monotonic() < deadline:
         for region in list(pending):
-            if region.process.poll() is not None:
-                stop_regions(started)
-                log = (region.data / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"region {region.id} exited during start:\n{log}")
+            if any(p.poll() is not None for p in region.processes):
+                logs = "".join(f.read_text()[-1500:] for f in sorted(region.data.glob("*.log")))
+                raise RuntimeError(f"region {region.id}: a process exited during start:\n{logs}")
             if _healthy(region.endpoint):
                 pending.remove(region)
         time.sleep(0.1)
     if pending:
-        stop_regions(started)
         raise RuntimeError(f"regions {[r.id for r in pending]} did not become healthy")
 
 
 def stop_regions(started: list[RegionProcess]) -> None:
-    for region in started:
-        if region.process.poll() is None:
-            region.process.send_signal(signal.SIGTERM)
-    for region in started:
+    processes = [p for region in started for p in region.processes]
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
         try:
-            region.process.wait(15)
+            process.wait(15)
         except subprocess.TimeoutExpired:
-            region.process.kill()
+            process.kill()
 
 
 def print_description(console: Console, description: dict[str, Any], data: Path) -> None:
@@ -163,7 +259,7 @@ def print_description(console: Console, description: dict[str, Any], data: Path)
     console.print(f"described in {data.resolve() / 'dev.json'}; Ctrl-C stops every region")
 
 
-def run_until_stopped(started: list[RegionProcess]) -> None:
+def run_until_stopped(started: list[RegionProcess], services: Services) -> None:
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -174,8 +270,16 @@ def run_until_stopped(started: list[RegionProcess]) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         while not stopping:
-            if any(r.process.poll() is not None for r in started):
+            exited = [(r, p) for r in started for p in r.processes if p.poll() is not None]
+            if exited:
+                region, process = exited[0]
+                print(
+                    f"a process of region {region.id} exited (code {process.returncode}); "
+                    f"stopping every region — see the logs in {region.data}",
+                    file=sys.stderr,
+                )
                 break
             time.sleep(0.2)
     finally:
         stop_regions(started)
+        services.stop()

@@ -9,7 +9,14 @@ from ferry.identity import organizations as orgs
 from ferry.identity.service import IdentityError, create_organization
 from ferry.manage.access import MANAGE, READ, conflict, organization_for
 from ferry.manage.auth import principal_of
-from ferry.manage.operations import json_response, namespace_param, operation, parse_body, parse_filter
+from ferry.manage.operations import (
+    json_response,
+    namespace_param,
+    operation,
+    parse_body,
+    parse_filter,
+    whole_number,
+)
 from ferry.manage.schemas import CreateNamespaceBody, NamespaceAuth, NamespaceList, ShowNamespace, UserAuth
 from ferry.names import is_organization
 from ferry.state import state
@@ -104,8 +111,9 @@ async def _change_permissions(request: web.Request, status: int) -> web.Response
     async with state(request).db.write() as session:
         visible = await organization_for(session, principal_of(request), name, MANAGE)
         for grant in grants:
-            if not grant.user_id.isdigit() or not await orgs.set_permission(
-                session, visible.organization, int(grant.user_id), grant.auth
+            user_id = whole_number(grant.user_id)
+            if user_id is None or not await orgs.set_permission(
+                session, visible.organization, user_id, grant.auth
             ):
                 raise SWRError(404, "SVCSTG.SWR.4040006", f"user {grant.user_id!r} not found in this account")
     return web.Response(status=status)
@@ -130,8 +138,7 @@ async def delete_namespace_auth(request: web.Request) -> web.Response:
     async with state(request).db.write() as session:
         visible = await organization_for(session, principal_of(request), name, MANAGE)
         for user_id in user_ids:
-            if not user_id.isdigit() or not await orgs.revoke_permission(
-                session, visible.organization, int(user_id)
-            ):
+            number = whole_number(user_id)
+            if number is None or not await orgs.revoke_permission(session, visible.organization, number):
                 raise SWRError(404, "SVCSTG.SWR.4040006", f"user {user_id!r} has no permission here")
     return web.Response(status=204)

@@ -139,12 +139,26 @@ def page(values: dict[str, str], default_limit: int = 100, max_limit: int = 1000
         raise swr_bad_request("limit and offset must be given together", "SVCSTG.SWR.4001035")
     if offset_raw is None or limit_raw is None:
         return 0, default_limit
-    if not offset_raw.isdigit() or not limit_raw.isdigit():
+    offset, limit = whole_number(offset_raw), whole_number(limit_raw)
+    if offset is None or limit is None:
         raise swr_bad_request("limit and offset must be non-negative integers", "SVCSTG.SWR.4000056")
-    limit = int(limit_raw)
     if not 1 <= limit <= max_limit:
         raise swr_bad_request(f"limit must be 1 to {max_limit}", "SVCSTG.SWR.4000056")
-    return int(offset_raw), limit
+    return offset, limit
+
+
+MAX_WHOLE_NUMBER = 2**63 - 1  # the largest value a database integer column holds
+
+
+def whole_number(raw: str) -> int | None:
+    """`raw` as a non-negative integer when it is ASCII digits that fit a database integer.
+
+    str.isdigit alone also accepts "²" or "①", which int() refuses, and 30 digits overflow SQL.
+    """
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if value <= MAX_WHOLE_NUMBER else None
 
 
 def content_range(offset: int, count: int, total: int) -> dict[str, str]:

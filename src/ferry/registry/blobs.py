@@ -52,12 +52,30 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     path = app.store.local_path(digest)
     if path is not None:
         return web.FileResponse(path, headers=headers)
+    # Stores without a local file (S3) answer byte ranges as web.FileResponse does for files.
+    headers["Accept-Ranges"] = "bytes"
+    unsatisfiable = headers | {"Content-Range": f"bytes */{size}"}
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return web.Response(status=416, headers=unsatisfiable)
+    start, end, status = 0, size, 200
+    if wanted.start is not None or wanted.stop is not None:
+        status = 206
+        if wanted.start is not None and wanted.start < 0:
+            start = max(0, size + wanted.start)
+        else:
+            start = wanted.start or 0
+            end = min(size, wanted.stop) if wanted.stop is not None else size
+        if start >= end:
+            return web.Response(status=416, headers=unsatisfiable)
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
-        return web.Response(headers=headers | {"Content-Length": str(size)})
-    response = web.StreamResponse(headers=headers)
-    response.content_length = size
+        return web.Response(status=status, headers=headers | {"Content-Length": str(end - start)})
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start
     await response.prepare(request)
-    async for chunk in app.store.read(digest):
+    async for chunk in app.store.read(digest, start, end):
         await response.write(chunk)
     await response.write_eof()
     return response

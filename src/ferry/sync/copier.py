@@ -1,12 +1,14 @@
 """Copies one tag to a peer, bottom-up, so the target never shows a manifest with missing content.
 
-Order: child manifests (every platform of an index), then for each blob HEAD → mount → stream,
-then manifests by digest, then the tag, then a check that the target's tag resolves to the copied
-digest, then the referrers (signatures, SBOMs) of every copied manifest.
+Order: child manifests (every platform of an index), then for each blob HEAD → mount → stream (the
+blobs of one manifest a few at a time), then the child manifests by digest and the top manifest
+under its tag, then a check that the target's tag resolves to the copied digest, then the
+referrers (signatures, SBOMs) of every copied manifest.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
@@ -18,6 +20,9 @@ from ferry.metadata.models import Blob, Manifest, SyncJob, Tag
 from ferry.storage import BlobStore
 from ferry.sync.peer_client import PeerClient, PeerError, PeerResponse, _error_text
 from ferry.sync.queue import JobQueue, Outcome
+
+# Blobs of one manifest copied at once: round trips to the peer overlap instead of adding up.
+BLOB_CONCURRENCY = 4
 
 
 @dataclass
@@ -65,9 +70,7 @@ class Copier:
         if current is not None and not job.override:
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
             return self._outcome(ctx, "existed", message, digest), ctx
-        await self._copy_manifest(ctx, digest)
-        payload, media_type = await self._manifest(ctx.repository_id, digest)
-        await self._put_manifest(ctx, job.tag, payload, media_type)
+        await self._copy_manifest(ctx, digest, tag=job.tag)
         if await self._target_digest(ctx, job.tag) != digest:
             raise PeerError(f"{where} does not resolve to {digest} after the copy", retryable=True)
         await self._copy_referrers(ctx, sorted(ctx.manifests_done))
@@ -123,20 +126,45 @@ class Copier:
             raise refused(f"checking {ctx.target}:{reference}", response)
         return response.headers.get("Docker-Content-Digest")
 
-    async def _copy_manifest(self, ctx: Context, digest: str) -> None:
-        if digest in ctx.manifests_done:
+    async def _copy_manifest(self, ctx: Context, digest: str, tag: str | None = None) -> None:
+        """Children, then blobs, then the manifest itself: by digest, or straight under `tag`.
+
+        Pushing the top manifest under its tag stores it by digest too, so it takes one request
+        instead of two; everything it references is already at the target by then.
+        """
+        if digest in ctx.manifests_done and tag is None:
             return
         ctx.manifests_done.add(digest)
         payload, media_type = await self._manifest(ctx.repository_id, digest)
         if await self._target_digest(ctx, digest) == digest:
+            if tag is not None:
+                await self._put_manifest(ctx, tag, payload, media_type)
             return
         parsed = parse_manifest(payload, media_type)
         for child in parsed.children:
             await self._copy_manifest(ctx, child.digest)
-        for blob in parsed.blobs:
-            if not blob.foreign:
-                await self._copy_blob(ctx, blob.digest)
-        await self._put_manifest(ctx, digest, payload, media_type)
+        await self._copy_blobs(ctx, [blob.digest for blob in parsed.blobs if not blob.foreign])
+        await self._put_manifest(ctx, tag or digest, payload, media_type)
+
+    async def _copy_blobs(self, ctx: Context, digests: list[str]) -> None:
+        """Every blob of one manifest, a few at a time; the first failure stops the others."""
+        if len(digests) <= 1:
+            for digest in digests:
+                await self._copy_blob(ctx, digest)
+            return
+        slots = asyncio.Semaphore(BLOB_CONCURRENCY)
+
+        async def one(digest: str) -> None:
+            async with slots:
+                await self._copy_blob(ctx, digest)
+
+        tasks = [asyncio.create_task(one(digest)) for digest in digests]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _put_manifest(self, ctx: Context, reference: str, payload: bytes, media_type: str) -> None:
         response = await ctx.client.registry(
@@ -181,6 +209,7 @@ class Copier:
             ctx.skipped += 1
             return
         location = await self._resumable_location(ctx, digest)
+        fresh = location is None
         if location is None:
             started = await client.registry("POST", f"/v2/{target}/blobs/uploads/?mount={digest}", target)
             if started.status == 201:
@@ -189,7 +218,7 @@ class Copier:
             if started.status != 202 or "Location" not in started.headers:
                 raise refused(f"starting the upload of {digest}", started)
             location = started.headers["Location"]
-        await self._upload(ctx, digest, location)
+        await self._upload(ctx, digest, location, fresh)
 
     async def _resumable_location(self, ctx: Context, digest: str) -> str | None:
         """The upload session a previous attempt left, positioned at what the peer acknowledged."""
@@ -209,10 +238,11 @@ class Copier:
             raise PeerError(f"blob {digest} vanished from the source", retryable=False)
         return int(size)
 
-    async def _upload(self, ctx: Context, digest: str, location: str) -> None:
+    async def _upload(self, ctx: Context, digest: str, location: str, fresh: bool) -> None:
         client, target = ctx.client, ctx.target
         size = await self._blob_size(digest)
-        offset = await self._acknowledged(ctx, location)
+        # A session the peer just opened holds nothing yet; only a resumed one needs asking.
+        offset = 0 if fresh else await self._acknowledged(ctx, location)
         if offset == 0 and size <= self.chunk_bytes:
             await self._finish_upload(ctx, digest, location, self.store.read(digest), size)
             ctx.sent += size

@@ -46,6 +46,11 @@ class JobQueue:
             and_(SyncJob.status == "waiting", SyncJob.next_attempt_at <= now),
             and_(SyncJob.status == "running", SyncJob.lease_expires_at < now),
         )
+        # Idle workers poll, and every claim wakes the other slots: look before taking the single
+        # writer (SQLite) or a row lock, so that an empty queue costs a read, not a write.
+        async with self.db.read() as session:
+            if await session.scalar(select(SyncJob.id).where(claimable).limit(1)) is None:
+                return None
         async with self.db.write() as session:
             query = select(SyncJob).where(claimable).order_by(SyncJob.id).limit(20)
             if not self.db.is_sqlite:

@@ -97,14 +97,25 @@ async def referrer_added(
     rules = await auto_rules(session, repository.id)
     if not rules:
         return
+    # A referrer of a referrer (a signature of an SBOM) belongs to the image at the chain's top.
+    subjects = [subject]
+    while len(subjects) < 16:
+        above = await session.scalar(
+            select(Manifest.subject_digest).where(
+                Manifest.repository_id == repository.id, Manifest.digest == subjects[-1]
+            )
+        )
+        if above is None or above in subjects:
+            break
+        subjects.append(above)
     parents = (
         select(Manifest.digest)
         .join(ManifestReference, ManifestReference.manifest_id == Manifest.id)
-        .where(Manifest.repository_id == repository.id, ManifestReference.digest == subject)
+        .where(Manifest.repository_id == repository.id, ManifestReference.digest.in_(subjects))
     )
     tags = await session.scalars(
         select(Tag.name).where(
-            Tag.repository_id == repository.id, (Tag.digest == subject) | Tag.digest.in_(parents)
+            Tag.repository_id == repository.id, Tag.digest.in_(subjects) | Tag.digest.in_(parents)
         )
     )
     for tag in list(tags):
