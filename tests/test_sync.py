@@ -269,6 +269,33 @@ def test_override_false_keeps_the_target_image_and_true_replaces_it(
     assert job["status"] == "success" and job["digest"] == newer.digest, job
 
 
+def test_override_false_keeps_updating_its_own_copies_but_not_a_foreign_image(
+    a: FerryServer, b: FerryServer, tmp_path: Path
+) -> None:
+    """override false protects images the sync did not write; its own copies follow the source."""
+    org = orgs(a, b)
+    first = image_layout(tmp_path / "first", [("own-first", 10_000)])
+    second = image_layout(tmp_path / "second", [("own-second", 10_000)])
+    foreign = image_layout(tmp_path / "foreign", [("own-foreign", 10_000)])
+    third = image_layout(tmp_path / "third", [("own-third", 10_000)])
+    push_image(a, first, f"{org}/app", "seed")
+    assert create_rule(a, org, "app", B, org, sync_auto=True, override=False) == 200
+
+    push_image(a, first, f"{org}/app", "v1")
+    job = wait_job(a, org, "app", "v1")
+    assert job["status"] == "success", job
+    push_image(a, second, f"{org}/app", "v1")  # the tag moves in A: B's copy is ours, so it follows
+    wait_tag(b, f"{org}/app", "v1", second.digest)
+    job = wait_job(a, org, "app", "v1", after=job["id"])
+    assert job["status"] == "success" and job["digest"] == second.digest, job
+
+    push_image(b, foreign, f"{org}/app", "v1")  # someone in B puts their own image there
+    push_image(a, third, f"{org}/app", "v1")
+    job = wait_job(a, org, "app", "v1", after=job["id"])
+    assert job["status"] == "existed" and foreign.digest in job["message"], job
+    assert tag_digest(b, f"{org}/app", "v1") == foreign.digest
+
+
 # 4 ---------------------------------------------------------------------------------------------
 
 

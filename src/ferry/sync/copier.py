@@ -67,7 +67,8 @@ class Copier:
                     ctx, "success", f"{where} was current; copied {ctx.referrers_copied} referrer(s)", digest
                 ), ctx
             return self._outcome(ctx, "existed", f"{where} already holds {digest}", digest), ctx
-        if current is not None and not job.override:
+        if current is not None and not job.override and current != await self.queue.last_copied(job):
+            # Only an image this sync did not put there is protected; its own copies keep updating.
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
             return self._outcome(ctx, "existed", message, digest), ctx
         await self._copy_manifest(ctx, digest, tag=job.tag)

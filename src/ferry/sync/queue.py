@@ -144,6 +144,23 @@ class JobQueue:
             )
         return "waiting"
 
+    async def last_copied(self, job: SyncJob) -> str | None:
+        """The digest the last successful copy of this tag to this target left there."""
+        async with self.db.read() as session:
+            return await session.scalar(
+                select(SyncJob.digest)
+                .where(
+                    SyncJob.namespace == job.namespace,
+                    SyncJob.repo_name == job.repo_name,
+                    SyncJob.remote_region_id == job.remote_region_id,
+                    SyncJob.remote_namespace == job.remote_namespace,
+                    SyncJob.tag == job.tag,
+                    SyncJob.status == "success",
+                )
+                .order_by(SyncJob.id.desc())
+                .limit(1)
+            )
+
     async def transfer(self, job_id: int, digest: str) -> SyncTransfer | None:
         async with self.db.read() as session:
             return await session.get(SyncTransfer, (job_id, digest))
