@@ -86,7 +86,14 @@ def serve(
     from ferry.storage import StorageUnavailable
 
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=5,  # peers keep idle connections open; do not wait a minute for them
+        )
     except StorageUnavailable as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
