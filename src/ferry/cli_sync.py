@@ -6,18 +6,16 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ferry.config import Peer
-from ferry.sync.peer_client import PeerClient, PeerError
-from ferry.sync.queue import FINAL
+if TYPE_CHECKING:
+    from ferry.sync.peer_client import PeerClient
 
 sync_app = typer.Typer(help="Sync images between regions: rules, manual syncs, records.")
 console = Console()
@@ -27,6 +25,7 @@ AccessKey = Annotated[str | None, typer.Option("--ak", envvar="FERRY_AK", help="
 SecretKey = Annotated[str | None, typer.Option("--sk", envvar="FERRY_SK", help="Secret key.")]
 Region = Annotated[str | None, typer.Option(help="Region id in dev.json (default: the first).")]
 DevFile = Annotated[Path, typer.Option("--dev", help="dev.json written by `ferry dev`.")]
+FINAL = frozenset({"success", "existed", "failed", "timeout", "cancel"})
 STATUS_STYLE = {"success": "green", "existed": "cyan", "failed": "red", "timeout": "red", "cancel": "yellow"}
 
 
@@ -34,6 +33,12 @@ def _connect(
     endpoint: str | None, ak: str | None, sk: str | None, region: str | None, dev: Path
 ) -> PeerClient:
     """A client for the region: explicit endpoint and keys, or what `ferry dev` described."""
+    # Imported here: every `ferry` command loads this module, few of them talk to a region.
+    from pydantic import SecretStr
+
+    from ferry.config import Peer
+    from ferry.sync.peer_client import PeerClient
+
     described: dict[str, Any] = json.loads(dev.read_text()) if dev.exists() else {}
     regions = described.get("regions", [])
     chosen = next((r for r in regions if r["id"] == region), regions[0] if regions else None)
@@ -241,6 +246,8 @@ def now(
 
 async def _call_open(client: PeerClient, method: str, path: str, body: Any = None) -> Any:
     """Like _call, but keeps the client open for more calls."""
+    from ferry.sync.peer_client import PeerError
+
     try:
         response = await client.manage(method, path, body)
     except PeerError as error:

@@ -32,6 +32,7 @@ class FerryServer:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    _cache: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -105,8 +106,25 @@ class FerryServer:
     def user(self, name: str, password: str) -> None:
         self.cli("user", "create", name, "--password", password)
 
+    def admin_token(self) -> str:
+        """An IAM token of the bootstrap admin, for management API calls."""
+        if "token" not in self._cache:
+            user = {"name": "admin", "password": ADMIN_PASSWORD}
+            body = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}}
+            response = requests.post(f"{self.url}/v3/auth/tokens", json=body, timeout=60)
+            response.raise_for_status()
+            self._cache["token"] = response.headers["X-Subject-Token"]
+        return self._cache["token"]
+
     def org(self, name: str) -> None:
-        self.cli("org", "create", name)
+        """Creates an organization through the management API (faster than the CLI)."""
+        response = requests.post(
+            f"{self.url}/v2/manage/namespaces",
+            json={"namespace": name},
+            headers={"X-Auth-Token": self.admin_token()},
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
 
     def grant(self, user: str, org: str, auth: int) -> None:
         self.cli("grant", user, org, "--auth", str(auth))
