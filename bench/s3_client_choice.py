@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 PART = 8 * 1024 * 1024
 
@@ -93,8 +94,8 @@ async def aiobotocore_roundtrip(endpoint: str, total: int) -> None:
 
 
 def measure(
-    name: str, run: Callable[[str, int], Awaitable[None]], endpoint: str, total: int
-) -> dict[str, float]:
+    name: str, run: Callable[[str, int], Coroutine[Any, Any, None]], endpoint: str, total: int
+) -> dict[str, object]:
     start_cpu, start = cpu(), time.monotonic()
     asyncio.run(run(endpoint, total))
     cpu_s, wall = cpu() - start_cpu, time.monotonic() - start
