@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     admin_project_id: str = ""
     # Peer regions, as JSON in FERRY_PEERS: [{"id": "cn-east-3", "url": "http://…", "ak": …, "sk": …}].
     peers: list[Peer] = Field(default_factory=list)
-    sync_workers: int = Field(default=4, ge=0)
+    sync_workers: int = Field(default=8, ge=0)
     sync_retry_seconds: float = Field(default=3600, gt=0)
     sync_lease_seconds: float = Field(default=15, gt=1)
     sync_poll_seconds: float = Field(default=1.0, gt=0)

@@ -8,8 +8,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.identity.caller import Caller
 from ferry.identity.service import readable_organization_ids
-from ferry.images.repositories import insert_ignore
+from ferry.images.repositories import find_repository, insert_ignore, repository_for_push
+from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Repository, RepositoryBlob, utcnow
+from ferry.names import ImageName, parse_image_name
 
 
 async def linked_size(session: AsyncSession, repository_id: int, digest: str) -> int | None:
@@ -48,3 +50,31 @@ async def readable_source_with_blob(session: AsyncSession, caller: Caller, diges
         .where(RepositoryBlob.digest == digest, readable)
         .limit(1)
     )
+
+
+async def mount(db: Database, caller: Caller, image: ImageName, digest: str, source_name: str | None) -> bool:
+    """Links a blob the caller may read in `source_name` (or, without it, anywhere) into `image`.
+
+    The search is a read; only a hit takes the writer, so a miss costs a push nothing extra.
+    """
+    async with db.read() as session:
+        size = await _mountable_size(session, caller, digest, source_name)
+    if size is None:
+        return False
+    async with db.write() as session:
+        repository = await repository_for_push(session, image, caller.name)
+        await link(session, repository.id, digest, size)
+    return True
+
+
+async def _mountable_size(
+    session: AsyncSession, caller: Caller, digest: str, source_name: str | None
+) -> int | None:
+    if not source_name:
+        return await readable_source_with_blob(session, caller, digest)
+    source = parse_image_name(source_name)
+    if source is None or not caller.may(source_name, "pull"):
+        return None
+    # An unknown source repository is not an error: the client uploads instead.
+    source_repo = await find_repository(session, source)
+    return await linked_size(session, source_repo.id, digest) if source_repo else None

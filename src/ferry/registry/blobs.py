@@ -7,7 +7,7 @@ from aiohttp import web
 from ferry.errors import OCIError, blob_unknown
 from ferry.images import blobs
 from ferry.images.digests import require_digest
-from ferry.images.repositories import find_repository, repository_for_push, require_repository
+from ferry.images.repositories import require_repository
 from ferry.names import ImageName, parse_image_name
 from ferry.registry.auth import caller_of, requires
 from ferry.state import state
@@ -72,6 +72,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers | {"Content-Length": str(end - start)})
+    # Prepared here, so the error middleware can no longer add its headers: add them now.
+    headers["Docker-Distribution-API-Version"] = "registry/2.0"
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = end - start
     await response.prepare(request)
@@ -112,23 +114,7 @@ async def start_upload(request: web.Request) -> web.Response:
 
 async def _mount(request: web.Request, image: ImageName, digest: str) -> bool:
     """Links a blob the caller can already read elsewhere; False means upload it instead."""
-    app, caller = state(request), caller_of(request)
-    source_name = request.query.get("from")
-    async with app.db.write() as session:
-        if source_name:
-            source = parse_image_name(source_name)
-            if source is None or not caller.may(source_name, "pull"):
-                return False
-            # An unknown source repository is not an error: the client uploads instead.
-            source_repo = await find_repository(session, source)
-            size = await blobs.linked_size(session, source_repo.id, digest) if source_repo else None
-        else:
-            size = await blobs.readable_source_with_blob(session, caller, digest)
-        if size is None:
-            return False
-        repository = await repository_for_push(session, image, caller.name)
-        await blobs.link(session, repository.id, digest, size)
-    return True
+    return await blobs.mount(state(request).db, caller_of(request), image, digest, request.query.get("from"))
 
 
 @requires("push")

@@ -9,8 +9,9 @@ referrers (signatures, SBOMs) of every copied manifest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -23,6 +24,8 @@ from ferry.sync.queue import JobQueue, Outcome
 
 # Blobs of one manifest copied at once: round trips to the peer overlap instead of adding up.
 BLOB_CONCURRENCY = 4
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass
@@ -37,6 +40,18 @@ class Context:
     manifests_done: set[str] = field(default_factory=set)
     blobs_done: set[str] = field(default_factory=set)
     referrers_copied: int = 0
+
+
+async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Runs two calls at once; if one fails, the other is cancelled and the failure raised."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return tasks[0].result(), tasks[1].result()
 
 
 def refused(what: str, response: PeerResponse) -> PeerError:
@@ -58,7 +73,8 @@ class Copier:
             source = f"{job.namespace}/{job.repo_name}:{job.tag}"
             return Outcome("cancel", f"{source} no longer exists at the source; nothing copied"), None
         ctx = Context(job, client, job.repository_id, f"{job.remote_namespace}/{job.repo_name}")
-        current = await self._target_digest(ctx, job.tag)
+        # The tag and the manifest by digest are asked about together: one round trip, not two.
+        current, present = await _both(self._target_digest(ctx, job.tag), self._target_digest(ctx, digest))
         where = f"{ctx.target}:{job.tag} in {job.remote_region_id}"
         if current == digest:
             await self._copy_referrers(ctx, await self._tree(ctx.repository_id, digest))
@@ -71,7 +87,7 @@ class Copier:
             # Only an image this sync did not put there is protected; its own copies keep updating.
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
             return self._outcome(ctx, "existed", message, digest), ctx
-        await self._copy_manifest(ctx, digest, tag=job.tag)
+        await self._copy_manifest(ctx, digest, tag=job.tag, present=present == digest)
         if await self._target_digest(ctx, job.tag) != digest:
             raise PeerError(f"{where} does not resolve to {digest} after the copy", retryable=True)
         await self._copy_referrers(ctx, sorted(ctx.manifests_done))
@@ -127,17 +143,22 @@ class Copier:
             raise refused(f"checking {ctx.target}:{reference}", response)
         return response.headers.get("Docker-Content-Digest")
 
-    async def _copy_manifest(self, ctx: Context, digest: str, tag: str | None = None) -> None:
+    async def _copy_manifest(
+        self, ctx: Context, digest: str, tag: str | None = None, present: bool | None = None
+    ) -> None:
         """Children, then blobs, then the manifest itself: by digest, or straight under `tag`.
 
         Pushing the top manifest under its tag stores it by digest too, so it takes one request
-        instead of two; everything it references is already at the target by then.
+        instead of two; everything it references is already at the target by then. `present`
+        is what the caller already learnt from the target about `digest` (None: ask).
         """
         if digest in ctx.manifests_done and tag is None:
             return
         ctx.manifests_done.add(digest)
         payload, media_type = await self._manifest(ctx.repository_id, digest)
-        if await self._target_digest(ctx, digest) == digest:
+        if present is None:
+            present = await self._target_digest(ctx, digest) == digest
+        if present:
             if tag is not None:
                 await self._put_manifest(ctx, tag, payload, media_type)
             return

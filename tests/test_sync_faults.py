@@ -1,0 +1,397 @@
+"""Image sync between two real regions under faults: a peer that is down, a source killed mid-copy,
+a restart in the middle of the queue (SYNC.md, "Failures" and "Guarantees").
+
+Every region is a real `ferry serve` process on loopback; rules and organizations go through the
+official SWR SDK, pushes through the OCI Distribution API, and the sync records are read from the
+management API as a user would read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkswr.v2 import (
+    CreateImageSyncRepoRequest,
+    CreateImageSyncRepoRequestBody,
+    CreateNamespaceRequest,
+    CreateNamespaceRequestBody,
+    CreateRepoRequest,
+    CreateRepoRequestBody,
+    SwrClient,
+)
+
+from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Regions, make_regions
+from tests.support.registry_client import RegistryClient
+from tests.support.server import ADMIN_PASSWORD, FerryServer
+from tests.support.swr import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pushed, digest_of, make_image, push
+
+A, B = "cn-north-4", "cn-east-3"
+NS, REPO = "faults", "app"
+NAME = f"{NS}/{REPO}"
+MIB = 1024 * 1024
+FINAL = {"success", "existed", "failed", "timeout", "cancel"}
+T = TypeVar("T")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
+    """Polls `check` until it returns something truthy; fails with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def sdk(server: FerryServer) -> SwrClient:
+    credentials = BasicCredentials(ACCESS_KEY, SECRET_KEY, PROJECT_ID)
+    return SwrClient.new_builder().with_credentials(credentials).with_endpoints([server.url]).build()
+
+
+def setup_rule(regions: Regions) -> None:
+    """The organization in both regions, the repository in A, and an automatic rule A → B."""
+    for region in (A, B):
+        sdk(regions[region]).create_namespace(
+            CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=NS))
+        )
+    source = sdk(regions[A])
+    source.create_repo(
+        CreateRepoRequest(
+            namespace=NS,
+            body=CreateRepoRequestBody(repository=REPO, is_public=False, category="other"),
+        )
+    )
+    source.create_image_sync_repo(
+        CreateImageSyncRepoRequest(
+            namespace=NS,
+            repository=REPO,
+            body=CreateImageSyncRepoRequestBody(
+                remote_region_id=B, remote_namespace=NS, sync_auto=True, override=False
+            ),
+        )
+    )
+
+
+class Records:
+    """The sync records of NS/REPO in a region, read from GET …/sync_job (raw JSON fields)."""
+
+    def __init__(self, server: FerryServer, region: str) -> None:
+        self.server, self.region = server, region
+        self.token: str | None = None
+
+    def _token(self) -> str:
+        identity = {
+            "methods": ["password"],
+            "password": {"user": {"name": "admin", "password": ADMIN_PASSWORD}},
+        }
+        body = {"auth": {"identity": identity, "scope": {"project": {"name": self.region}}}}
+        response = requests.post(f"{self.server.url}/v3/auth/tokens", json=body, timeout=30)
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"]
+
+    def jobs(self) -> list[dict[str, Any]]:
+        for _ in range(2):
+            if self.token is None:
+                self.token = self._token()
+            response = requests.get(
+                f"{self.server.url}/v2/manage/namespaces/{NS}/repos/{REPO}/sync_job",
+                params={"filter": "limit::100|offset::0|order::asc"},
+                headers={"X-Auth-Token": self.token},
+                timeout=30,
+            )
+            if response.status_code == 401:
+                self.token = None
+                continue
+            assert response.status_code == 200, response.text
+            return list(response.json())
+        raise AssertionError("the management API refused a fresh token")
+
+    def by_tag(self) -> dict[str, list[dict[str, Any]]]:
+        result: dict[str, list[dict[str, Any]]] = {}
+        for job in self.jobs():
+            result.setdefault(job["tag"], []).append(job)
+        return result
+
+
+def all_final(records: Records, tags: list[str]) -> list[dict[str, Any]] | None:
+    jobs = records.jobs()
+    done = [j for j in jobs if j["tag"] in tags and j["status"] in FINAL]
+    return jobs if len(done) >= len(tags) and all(j["status"] in FINAL for j in jobs) else None
+
+
+def tag_digest(client: RegistryClient, tag: str) -> str | None:
+    response = client.head(f"/v2/{NAME}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+    return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+
+@contextmanager
+def started(regions: Regions) -> Iterator[Regions]:
+    try:
+        yield regions
+    finally:
+        regions.stop()
+
+
+# --- (a) the target region is down -----------------------------------------------------------------
+
+
+def test_jobs_retry_while_target_is_down_and_succeed_when_it_returns(tmp_path: Path) -> None:
+    with started(make_regions(tmp_path, [A, B])) as regions:
+        setup_rule(regions)
+        records = Records(regions[A], A)
+        regions[B].stop()
+
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        images = {f"v{i}": make_image(f"down-{i}") for i in range(4)}
+        for tag, image in images.items():
+            push(source, NAME, tag, image)
+
+        def retried() -> list[dict[str, Any]] | None:
+            jobs = records.jobs()
+            ok = len(jobs) == len(images) and all(
+                j["attempts"] >= 2 and j["status"] == "waiting" and "retrying" in j["message"] for j in jobs
+            )
+            return jobs if ok else None
+
+        waiting = wait_for("every job to have failed at least twice and be waiting", retried, 30)
+        assert sorted(j["tag"] for j in waiting) == sorted(images)
+        for job in waiting:
+            assert B in job["message"] and "unreachable" in job["message"], job["message"]
+            assert job["finishedAt"] is None
+
+        regions[B].start()
+        finished = wait_for("every job to reach a final state", lambda: all_final(records, list(images)), 60)
+        assert len(finished) == len(images), "one job per pushed tag, none lost or duplicated"
+        target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+        for job in finished:
+            assert job["status"] == "success", job
+            assert job["attempts"] > 2, job
+            assert job["digest"] == images[job["tag"]].digest
+            assert job["finishedAt"] is not None
+            assert tag_digest(target, job["tag"]) == images[job["tag"]].digest
+
+
+# --- (b) the source is killed in the middle of a big blob ------------------------------------------
+
+BIG = 256 * MIB
+CHUNK = 16 * MIB
+BLOCK = MIB
+
+
+def big_blocks(seed: int) -> Iterator[bytes]:
+    """256 MiB of deterministic, incompressible bytes, one MiB at a time (never whole in memory)."""
+    generator = random.Random(seed)
+    for _ in range(BIG // BLOCK):
+        yield generator.randbytes(BLOCK)
+
+
+def push_big_image(client: RegistryClient, seed: int) -> tuple[Pushed, str]:
+    """One 256 MiB layer by a streamed chunked upload and a config; the manifest is not pushed yet.
+
+    Returns the image (with the config's bytes only) and the layer's digest.
+    """
+    hasher = hashlib.sha256()
+
+    def body() -> Iterator[bytes]:
+        for block in big_blocks(seed):
+            hasher.update(block)
+            yield block
+
+    started_upload = client.post(f"/v2/{NAME}/blobs/uploads/")
+    assert started_upload.status_code == 202, started_upload.text
+    patched = client.patch(
+        started_upload.headers["Location"], data=body(), headers={"Content-Type": "application/octet-stream"}
+    )
+    assert patched.status_code == 202, patched.text
+    layer = "sha256:" + hasher.hexdigest()
+    separator = "&" if "?" in patched.headers["Location"] else "?"
+    done = client.put(f"{patched.headers['Location']}{separator}digest={layer}")
+    assert done.status_code == 201, done.text
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer]}}
+    ).encode()
+    response = client.post(f"/v2/{NAME}/blobs/uploads/?digest={digest_of(config)}", data=config)
+    assert response.status_code == 201, response.text
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer, "size": BIG}],
+        }
+    ).encode()
+    return Pushed(manifest, OCI_MANIFEST, {digest_of(config): config}), layer
+
+
+class PartialImageWatch(threading.Thread):
+    """Polls the target's tag all along: whenever it resolves, every blob it names must be there."""
+
+    def __init__(self, server: FerryServer, tag: str) -> None:
+        super().__init__(daemon=True)
+        self.client = RegistryClient(server.url, "admin", ADMIN_PASSWORD)
+        self.tag = tag
+        self.halt = threading.Event()
+        self.resolved = 0
+        self.violations: list[str] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.halt.wait(0.05):
+            try:
+                self.check()
+            except requests.RequestException as error:
+                self.errors.append(repr(error))
+
+    def check(self) -> None:
+        response = self.client.get(f"/v2/{NAME}/manifests/{self.tag}", headers={"Accept": OCI_MANIFEST})
+        if response.status_code != 200:
+            return
+        self.resolved += 1
+        manifest = response.json()
+        for blob in [manifest["config"], *manifest["layers"]]:
+            head = self.client.head(f"/v2/{NAME}/blobs/{blob['digest']}")
+            if head.status_code != 200:
+                problem = f"{self.tag} resolved but {blob['digest']} answered {head.status_code}"
+                self.violations.append(problem)
+
+
+def saved_offset(database: Path) -> int | None:
+    """The acknowledged offset A saved for its chunked transfer, read as an operator would."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
+        row = connection.execute('SELECT MAX("offset") FROM sync_transfers').fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+@pytest.mark.filesystem_only
+def test_source_killed_mid_blob_resumes_and_target_never_shows_a_partial_image(tmp_path: Path) -> None:
+    env = {"FERRY_SYNC_CHUNK_BYTES": str(CHUNK), "FERRY_SYNC_LEASE_SECONDS": "3"}
+    with started(make_regions(tmp_path, [A, B], extra_env=env)) as regions:
+        setup_rule(regions)
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        image, layer = push_big_image(source, seed=4242)
+
+        watch = PartialImageWatch(regions[B], "big")
+        watch.start()
+        try:
+            response = source.put(
+                f"/v2/{NAME}/manifests/big", data=image.manifest, headers={"Content-Type": OCI_MANIFEST}
+            )
+            assert response.status_code == 201, response.text
+
+            # Kill A the moment B has acknowledged some, but not all, of the layer's chunks.
+            database = regions[A].data / "ferry.db"
+            deadline = time.monotonic() + 60
+            offset: int | None = None
+            while time.monotonic() < deadline:
+                try:
+                    offset = saved_offset(database)
+                except sqlite3.OperationalError:
+                    offset = None
+                if offset:
+                    break
+                time.sleep(0.005)
+            regions[A].kill()
+            assert offset is not None and 0 < offset < BIG, f"no partial transfer was observed ({offset})"
+            at_kill = saved_offset(database)
+            assert at_kill is not None and offset <= at_kill < BIG, at_kill
+            uploads = regions[B].data / "storage" / "uploads"
+            partial = [f.stat().st_size for f in uploads.iterdir() if f.is_file()]
+            assert any(at_kill <= size < BIG for size in partial), (at_kill, partial)
+
+            target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+            assert tag_digest(target, "big") is None, "B shows the tag before the copy finished"
+
+            regions[A].start()
+            records = Records(regions[A], A)
+            jobs = wait_for("the job to reach a final state", lambda: all_final(records, ["big"]), 90)
+            assert tag_digest(target, "big") == image.digest
+            time.sleep(0.2)  # one more round of the watch with the tag in place
+        finally:
+            watch.halt.set()
+            watch.join(10)
+
+        assert len(jobs) == 1, jobs  # no job lost, none duplicated
+        job = jobs[0]
+        assert job["status"] == "success", job
+        assert job["attempts"] >= 2, job
+        assert job["digest"] == image.digest
+        # The resumed attempt sent only what B had not acknowledged (plus the small config blob):
+        # a restart from zero would have recorded at least the whole layer.
+        assert 0 < job["bytes"] <= BIG - at_kill + 4096, (job["bytes"], at_kill)
+        assert saved_offset(regions[A].data / "ferry.db") is None, "the finished transfer is forgotten"
+
+        assert watch.resolved > 0, f"the watch never saw the tag ({watch.errors[-3:]})"
+        assert watch.violations == [], watch.violations[:5]
+
+        # B's copy of the layer is the same bytes.
+        hasher = hashlib.sha256()
+        with target.get(f"/v2/{NAME}/blobs/{layer}", stream=True) as blob:
+            assert blob.status_code == 200
+            for piece in blob.iter_content(MIB):
+                hasher.update(piece)
+        assert "sha256:" + hasher.hexdigest() == layer
+
+
+# --- (c) a restart of the source in the middle of the queue ----------------------------------------
+
+
+@contextmanager
+def hung_region(port: int) -> Iterator[None]:
+    """Something listening on a region's port that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+        yield
+
+
+def test_queue_survives_a_source_restart_in_the_middle(tmp_path: Path) -> None:
+    env = {"FERRY_SYNC_LEASE_SECONDS": "3"}
+    with started(make_regions(tmp_path, [A, B], extra_env=env)) as regions:
+        setup_rule(regions)
+        records = Records(regions[A], A)
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        images = {f"q{i}": make_image(f"queue-{i}") for i in range(5)}
+        regions[B].stop()
+        with hung_region(regions[B].port):
+            for tag, image in images.items():
+                push(source, NAME, tag, image)
+
+            def mid_queue() -> list[dict[str, Any]] | None:
+                jobs = records.jobs()
+                running = [j for j in jobs if j["status"] == "running"]
+                return jobs if len(jobs) == len(images) and running else None
+
+            before = wait_for("jobs to be running against the hung region", mid_queue, 30)
+            assert {j["status"] for j in before} <= {"waiting", "running"}, before
+            regions[A].kill()
+
+        regions[B].start()
+        regions[A].start()
+        jobs = wait_for("every job to reach a final state", lambda: all_final(records, list(images)), 60)
+        assert sorted(j["tag"] for j in jobs) == sorted(images), "one record per tag, none lost or added"
+        target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+        for job in jobs:
+            assert job["status"] == "success", job
+            assert job["digest"] == images[job["tag"]].digest
+            assert tag_digest(target, job["tag"]) == images[job["tag"]].digest
+        interrupted = {j["tag"] for j in before if j["status"] == "running"}
+        assert all(j["attempts"] >= 2 for j in jobs if j["tag"] in interrupted), jobs
