@@ -72,7 +72,7 @@ async def permissions(session: AsyncSession, org: Organization) -> list[tuple[Us
         .where(Permission.organization_id == org.id)
         .order_by(User.name)
     )
-    return [(user, auth) for user, auth in rows.tuples()]
+    return [(user, auth) for user, auth in rows.all()]
 
 
 async def set_permission(session: AsyncSession, org: Organization, user_id: int, auth: int) -> bool:

@@ -100,7 +100,7 @@ async def tag_page(
         count = count.where(Tag.name.contains(name_contains, autoescape=True))
     column = Tag.name if order_column == "tag" else Tag.updated_at
     query = query.order_by(column.desc() if descending else column.asc(), Tag.name)
-    rows = (await session.execute(query.offset(offset).limit(limit))).tuples().all()
+    rows = (await session.execute(query.offset(offset).limit(limit))).all()
     return [TagView(t, m) for t, m in rows], int(await session.scalar(count) or 0)
 
 
@@ -139,7 +139,7 @@ async def repository_page(
         order_column
     ]
     query = query.order_by(column.desc() if descending else column.asc(), Repository.name, Repository.id)
-    rows = (await session.execute(query.offset(offset).limit(limit))).tuples().all()
+    rows = (await session.execute(query.offset(offset).limit(limit))).all()
     return [(r, o) for r, o in rows], int(total or 0)
 
 

@@ -93,7 +93,7 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
             .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
             .where(RepositoryBlob.repository_id == repository_id, Blob.digest.in_(wanted_blobs))
         )
-        found = dict(rows.tuples().all())
+        found = {digest: size for digest, size in rows.all()}
         _require_all(wanted_blobs, found)
         total += sum(found.values())
     wanted_children = {d.digest for d in parsed.children}
@@ -103,7 +103,7 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
                 Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children)
             )
         )
-        found = dict(rows.tuples().all())
+        found = {digest: size for digest, size in rows.all()}
         _require_all(wanted_children, found)
         total += sum(found.values())
     return total
