@@ -9,7 +9,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.images.manifest_format import INDEX_TYPES
-from ferry.images.manifests import PutResult, _set_tag
+from ferry.images.manifests import PutResult, set_tag
 from ferry.metadata.models import Blob, Manifest, ManifestReference, Organization, Repository, Tag
 
 REPOSITORY_ORDER_COLUMNS = ("name", "updated_time", "tag_count")
@@ -150,7 +150,7 @@ async def retag(session: AsyncSession, repository_id: int, source: str, destinat
     )
     if digest is None:
         return None
-    previous, moved = await _set_tag(session, repository_id, destination, digest)
+    previous, moved = await set_tag(session, repository_id, destination, digest)
     return PutResult(digest, None, previous, moved)
 
 

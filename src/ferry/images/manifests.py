@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -17,6 +18,7 @@ from ferry.metadata.models import (
     Blob,
     Manifest,
     ManifestReference,
+    Organization,
     Repository,
     RepositoryBlob,
     Tag,
@@ -74,7 +76,7 @@ async def put_manifest(
         previous, moved = None, False
         operator = triggers.Operator(creator_id, creator)
         if not is_digest(reference):
-            previous, moved = await _set_tag(session, repository.id, reference, digest)
+            previous, moved = await set_tag(session, repository.id, reference, digest)
             if moved:
                 await triggers.tag_moved(session, repository, reference, operator)
         if is_new and parsed.subject:
@@ -155,7 +157,7 @@ async def _store(
     return True
 
 
-async def _set_tag(
+async def set_tag(
     session: AsyncSession, repository_id: int, name: str, digest: str
 ) -> tuple[str | None, bool]:
     tag = await session.get(Tag, (repository_id, name))
@@ -232,8 +234,6 @@ async def list_tags(
 
 async def referrers(db: Database, image: ImageName, digest: str, artifact_type: str | None) -> bytes:
     """The referrers of a manifest as an OCI image index document."""
-    import json
-
     require_digest(digest)
     async with db.read() as session:
         repository = await require_repository(session, image)
@@ -262,8 +262,6 @@ async def referrers(db: Database, image: ImageName, digest: str, artifact_type: 
 async def catalog(
     session: AsyncSession, readable_org_ids: list[int], limit: int | None, last: str | None
 ) -> tuple[list[str], bool]:
-    from ferry.metadata.models import Organization
-
     full_name = Organization.name + "/" + Repository.name
     readable: ColumnElement[bool] = Repository.is_public.is_(True)
     if readable_org_ids:

@@ -19,7 +19,7 @@ from ferry.images.manifest_format import parse_manifest
 from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Manifest, SyncJob, Tag
 from ferry.storage import BlobStore
-from ferry.sync.peer_client import PeerClient, PeerError, PeerResponse, _error_text
+from ferry.sync.peer_client import PeerClient, PeerError, PeerResponse, error_text
 from ferry.sync.queue import JobQueue, Outcome
 
 # Blobs of one manifest copied at once: round trips to the peer overlap instead of adding up.
@@ -56,7 +56,7 @@ async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
 
 def refused(what: str, response: PeerResponse) -> PeerError:
     return PeerError(
-        f"{what}: {response.status} {_error_text(response.body)}", retryable=False, status=response.status
+        f"{what}: {response.status} {error_text(response.body)}", retryable=False, status=response.status
     )
 
 

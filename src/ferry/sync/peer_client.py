@@ -51,7 +51,7 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def _error_text(body: bytes) -> str:
+def error_text(body: bytes) -> str:
     try:
         document = json.loads(body)
         if isinstance(document, dict):
@@ -114,13 +114,12 @@ class PeerClient:
                 ) as response:
                     body = await response.read() if read_body else b""
                     result = PeerResponse(response.status, dict(response.headers), body)
-                    if response.status == 401 and attempt == 0 and not isinstance(data, AsyncIterable):
-                        await self._authenticate(repository, response.headers.get("WWW-Authenticate", ""))
-                        continue
                     if response.status == 401 and attempt == 0:
-                        # A stream cannot be replayed: take a token and let the caller retry.
                         await self._authenticate(repository, response.headers.get("WWW-Authenticate", ""))
-                        raise PeerError("authentication renewed", retryable=True, retry_after=0)
+                        if isinstance(data, AsyncIterable):
+                            # A consumed stream cannot be replayed: the job retries with the token.
+                            raise PeerError("authentication renewed", retryable=True, retry_after=0)
+                        continue
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
             self._raise_for_retryable(result)
@@ -130,7 +129,7 @@ class PeerClient:
     def _raise_for_retryable(self, response: PeerResponse) -> None:
         if response.status in RETRYABLE_STATUSES:
             raise PeerError(
-                f"region {self.peer.id} answered {response.status}: {_error_text(response.body)}",
+                f"region {self.peer.id} answered {response.status}: {error_text(response.body)}",
                 retryable=True,
                 retry_after=_retry_after(response.headers),
                 status=response.status,
@@ -151,7 +150,7 @@ class PeerClient:
                 if response.status != 200:
                     self._raise_for_retryable(PeerResponse(response.status, dict(response.headers), body))
                     raise PeerError(
-                        f"region {self.peer.id} refused the peer credential: {_error_text(body)}",
+                        f"region {self.peer.id} refused the peer credential: {error_text(body)}",
                         retryable=False,
                         status=response.status,
                     )
