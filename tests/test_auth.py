@@ -7,12 +7,8 @@ service grants, and that a forged or expired token gets nobody anywhere.
 from __future__ import annotations
 
 import base64
-import gzip
-import hashlib
-import io
 import json
 import subprocess
-import tarfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,90 +18,25 @@ import jwt
 import pytest
 import requests
 
+from tests.support.images import (
+    OCI_MANIFEST,
+    Image,
+    digest_of,
+    get_manifest,
+    make_image,
+    push_blobs,
+    push_image,
+    put_manifest,
+)
 from tests.support.registry_client import RegistryClient, parse_challenge
 from tests.support.server import ADMIN_PASSWORD, FerryServer
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 REGION = "cn-north-4"  # the default region of a FerryServer
 REFUSED = (401, 403)
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class Image:
-    manifest: bytes
-    blobs: dict[str, bytes]
-
-    @property
-    def digest(self) -> str:
-        return digest_of(self.manifest)
-
-
-def make_image(seed: str) -> Image:
-    """A tiny but real single-layer linux image (skopeo copies it without changing a digest)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        content = f"hello from {seed}\n".encode()
-        info = tarfile.TarInfo("hello.txt")
-        info.size, info.mtime = len(content), 0
-        tar.addfile(info, io.BytesIO(content))
-    diff = buffer.getvalue()
-    layer = gzip.compress(diff, mtime=0)
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["/hello"]},
-            "rootfs": {"type": "layers", "diff_ids": [digest_of(diff)]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        }
-    ).encode()
-    return Image(manifest, {digest_of(config): config, digest_of(layer): layer})
-
-
-def push_blobs(client: RegistryClient, name: str, image: Image) -> list[requests.Response]:
-    return [
-        client.post(
-            f"/v2/{name}/blobs/uploads/?digest={digest}",
-            data=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        for digest, data in image.blobs.items()
-    ]
-
-
-def put_manifest(client: RegistryClient, name: str, reference: str, image: Image) -> requests.Response:
-    return client.put(
-        f"/v2/{name}/manifests/{reference}", data=image.manifest, headers={"Content-Type": OCI_MANIFEST}
-    )
-
-
-def push_image(client: RegistryClient, name: str, tag: str, image: Image) -> None:
-    for response in push_blobs(client, name, image):
-        assert response.status_code == 201, response.text
-    response = put_manifest(client, name, tag, image)
-    assert response.status_code == 201, response.text
-    assert response.headers["Docker-Content-Digest"] == image.digest
-
-
-def get_manifest(client: RegistryClient, name: str, reference: str) -> requests.Response:
-    return client.get(f"/v2/{name}/manifests/{reference}", headers={"Accept": OCI_MANIFEST})
 
 
 def error_code(response: requests.Response) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.images import make_image, push_image
 from tests.support.registry_client import RegistryClient
-from tests.test_auth import make_image, push_image
 
 A, B = "cn-north-4", "cn-east-3"
 
@@ -82,7 +82,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _token(endpoint: str, admin: dict[str, str]) -> str:
-    body = {
+    body: dict[str, Any] = {
         "auth": {
             "identity": {
                 "methods": ["password"],

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from ferry.metadata.db import Database
 from ferry.metadata.models import Organization, Repository, Tag
+from tests.support.images import OCI_MANIFEST, digest_of, get_manifest, make_image, push_image
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
-from tests.test_auth import OCI_MANIFEST, digest_of, get_manifest, make_image, push_image
 
 
 async def tags_in_database(url: str) -> list[tuple[str, str, str]]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -110,7 +111,8 @@ class FerryServer:
         """An IAM token of the bootstrap admin, for management API calls."""
         if "token" not in self._cache:
             user = {"name": "admin", "password": ADMIN_PASSWORD}
-            body = {"auth": {"identity": {"methods": ["password"], "password": {"user": user}}}}
+            identity = {"methods": ["password"], "password": {"user": user}}
+            body: dict[str, Any] = {"auth": {"identity": identity}}
             response = requests.post(f"{self.url}/v3/auth/tokens", json=body, timeout=60)
             response.raise_for_status()
             self._cache["token"] = response.headers["X-Subject-Token"]
