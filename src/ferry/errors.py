@@ -19,7 +19,6 @@ OCI_MESSAGES = {
     "DENIED": "requested access to the resource is denied",
     "UNSUPPORTED": "the operation is unsupported",
     "TOOMANYREQUESTS": "too many requests",
-    "RANGE_INVALID": "invalid content range",
 }
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.identity.caller import MANAGE
 from ferry.identity.service import Principal, organization_auth
 from ferry.metadata.models import Account, Organization, Permission, Repository, User
 
@@ -94,10 +93,6 @@ async def revoke_permission(session: AsyncSession, org: Organization, user_id: i
         return False
     await session.delete(existing)
     return True
-
-
-def may_manage(auth: int) -> bool:
-    return auth >= MANAGE
 
 
 async def account_of(session: AsyncSession, account_id: int) -> Account:

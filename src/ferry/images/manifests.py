@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -281,7 +281,3 @@ async def catalog(
     if limit is not None and len(names) > limit:
         return names[:limit], True
     return names, False
-
-
-async def count_tags(session: AsyncSession, repository_id: int) -> int:
-    return int(await session.scalar(select(func.count()).where(Tag.repository_id == repository_id)) or 0)

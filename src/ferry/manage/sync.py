@@ -37,23 +37,25 @@ class _Camel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class CreateSyncRuleBody(_Camel):
+class SyncTarget(_Camel):
+    """The (target region, target organization) pair that names a rule or a copy."""
+
     remote_region_id: str = Field(alias="remoteRegionId", min_length=1, max_length=64)
     remote_namespace: str = Field(alias="remoteNamespace", min_length=1, max_length=64)
+
+
+class CreateSyncRuleBody(SyncTarget):
     sync_auto: bool = Field(default=False, alias="syncAuto")
     override: bool = False
 
 
-class DeleteSyncRuleBody(_Camel):
-    remote_region_id: str = Field(alias="remoteRegionId", min_length=1, max_length=64)
-    remote_namespace: str = Field(alias="remoteNamespace", min_length=1, max_length=64)
+class DeleteSyncRuleBody(SyncTarget):
+    pass
 
 
-class ManualSyncBody(_Camel):
+class ManualSyncBody(SyncTarget):
     image_tag: list[str] = Field(alias="imageTag", max_length=1000)
     override: bool = False
-    remote_namespace: str = Field(alias="remoteNamespace", min_length=1, max_length=64)
-    remote_region_id: str = Field(alias="remoteRegionId", min_length=1, max_length=64)
 
 
 class SyncRepo(BaseModel):
