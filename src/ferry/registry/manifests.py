@@ -32,12 +32,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 @requires("push")
 async def put_manifest(request: web.Request) -> web.Response:
     app = state(request)
-    limit = app.settings.max_manifest_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise OCIError(413, "SIZE_INVALID", f"manifest larger than {limit} bytes")
-    payload = await request.content.read(limit + 1)
-    if len(payload) > limit:
-        raise OCIError(413, "SIZE_INVALID", f"manifest larger than {limit} bytes")
+    payload = await read_whole_body(request, app.settings.max_manifest_bytes, "manifest")
     result = await manifests.put_manifest(
         app.db,
         image_of(request),
@@ -55,6 +50,25 @@ async def put_manifest(request: web.Request) -> web.Response:
     if result.subject:
         headers["OCI-Subject"] = result.subject
     return web.Response(status=201, headers=headers)
+
+
+async def read_whole_body(request: web.Request, limit: int, what: str) -> bytes:
+    """The request body to its end, however many TCP segments it came in; 413 past `limit`.
+
+    `StreamReader.read(n)` returns what is buffered, not n bytes: a body that arrives in pieces
+    would be cut short, so the body is collected until EOF.
+    """
+    too_large = OCIError(413, "SIZE_INVALID", f"{what} larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @requires("delete")
