@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from tests.support.layouts import pseudo_random
-from tests.support.registry_client import RegistryClient, parse_challenge
 from tests.support.server import FerryServer
 
 ORG = "oras"
@@ -31,24 +30,13 @@ def org(ferry_server: FerryServer) -> str:
 
 
 def new_client(server: FerryServer, password: str) -> oras.client.OrasClient:
-    """A client that logs in the SDK's way: Basic credentials for the token endpoint."""
+    """A client that logs in the SDK's way: Basic credentials for the token endpoint.
+
+    No token is handed to it: it starts with a HEAD (a pull challenge), and when its pull token
+    meets a push, Ferry's 403 with the challenged scope makes it fetch a wider token itself.
+    """
     client = oras.client.OrasClient(hostname=server.host, insecure=True)
     client.auth.set_basic_auth("admin", password)
-    return client
-
-
-def pushing_client(server: FerryServer, password: str, repo: str) -> oras.client.OrasClient:
-    """A client holding a pull,push token for `repo` from the start.
-
-    oras-py keeps a single bearer token and asks for a new one only on 403. Its push begins with
-    a HEAD (a pull-scope challenge), and Ferry, like the reference registry, answers the POST
-    that follows with 401 insufficient_scope, which oras-py answers with the same pull token.
-    So the push token is fetched the way `docker login` clients do and handed to the SDK.
-    """
-    client = new_client(server, password)
-    challenge = parse_challenge(requests.get(f"{server.url}/v2/", timeout=30).headers["WWW-Authenticate"])
-    challenge["scope"] = f"repository:{repo}:pull,push"
-    client.auth.set_token_auth(RegistryClient(server.url, "admin", password).token(challenge))
     return client
 
 
@@ -120,7 +108,7 @@ def test_push_pull_round_trip_and_referrers(
     repo = f"{org}/artifact"
     target = f"{ferry_server.host}/{repo}:v1"
     files = write_files(tmp_path / "in")
-    client = pushing_client(ferry_server, admin_password, repo)
+    client = new_client(ferry_server, admin_password)
 
     # Push: the big file through chunked PATCH uploads (1 MiB chunks), the rest monolithically.
     pushed = ok(
@@ -199,3 +187,18 @@ def test_push_pull_round_trip_and_referrers(
 
     # Referrers belong to their subject only: the sbom itself has none.
     assert referrers(client, repo, sbom_digest).json()["manifests"] == []
+
+
+def test_readme_example_pushes_and_pulls_without_any_workaround(
+    ferry_server: FerryServer, org: str, admin_password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's oras example, as written: log in, push to two repositories, pull back."""
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("ferry carries artifacts\n")
+    client = oras.client.OrasClient(hostname=ferry_server.host, insecure=True)
+    client.login(username="admin", password=admin_password)
+    for name in ("readme-a", "readme-b"):
+        target = f"{ferry_server.host}/{org}/{name}:v1"
+        assert client.push(files=["notes.txt"], target=target).status_code == 201
+        pulled = client.pull(target=target, outdir=str(tmp_path / name))
+        assert [Path(p).read_text() for p in pulled] == ["ferry carries artifacts\n"]

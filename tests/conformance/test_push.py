@@ -379,7 +379,7 @@ def test_mount_never_exposes_a_blob_the_caller_cannot_read(
     assert without_from.status_code == 202, without_from.text
     assert_error(client.get(blob_path(target, secret.digest)), 404, "BLOB_UNKNOWN")
     # It cannot read the source directly either.
-    assert client.get(blob_path(NAME, secret.digest)).status_code == 401
+    assert client.get(blob_path(NAME, secret.digest)).status_code == 403
 
 
 # --- Manifest Upload ------------------------------------------------------------------------
@@ -519,11 +519,12 @@ def test_read_only_user_may_pull_but_not_push(registry: RegistryClient, ferry_se
     push_image(registry, NAME, image, "readonly")
     reader = RegistryClient(ferry_server.url, READER, READER_PASSWORD)
     assert reader.get(manifest_path(NAME, "readonly")).content == image.manifest.content
+    # Signed in, but the token cannot carry push: 403 with the challenge (RFC 6750 section 3.1).
     response = start_upload(reader, NAME)
-    assert_error(response, 401, "DENIED")
+    assert_error(response, 403, "DENIED")
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
-    assert_error(reader.delete(manifest_path(NAME, "readonly")), 401, "DENIED")
-    assert_error(put_manifest(reader, NAME, "by-reader", image.manifest), 401, "DENIED")
+    assert_error(reader.delete(manifest_path(NAME, "readonly")), 403, "DENIED")
+    assert_error(put_manifest(reader, NAME, "by-reader", image.manifest), 403, "DENIED")
     assert registry.get(manifest_path(NAME, "readonly")).status_code == 200
 
 

@@ -16,7 +16,10 @@ def parse_challenge(header: str) -> dict[str, str]:
 
 
 class RegistryClient:
-    """Retries a request once with a bearer token for the scope the 401 challenge asked for."""
+    """Retries a request once with a bearer token for the scope the challenge asked for.
+
+    The challenge comes with 401 (no or a bad token) or with 403 (a token that lacks a scope).
+    """
 
     def __init__(self, base_url: str, user: str | None = None, password: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -40,7 +43,7 @@ class RegistryClient:
         if key in self.tokens:
             headers["Authorization"] = f"Bearer {self.tokens[key]}"
         response = self.session.request(method, url, headers=headers, **kwargs)
-        if response.status_code != 401 or "WWW-Authenticate" not in response.headers:
+        if response.status_code not in (401, 403) or "WWW-Authenticate" not in response.headers:
             return response
         challenge = parse_challenge(response.headers["WWW-Authenticate"])
         if challenge["scheme"].lower() != "bearer":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.errors import OCIError
 from ferry.names import is_digest
+from ferry.parsing import JSONRefused, load_json
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -87,7 +87,7 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
     media_type = declared or header
     if media_type in IMAGE_TYPES | INDEX_TYPES:
         return media_type
-    if (media_type and "prettyjws" in media_type) or document.get("schemaVersion") == 1:
+    if media_type and "prettyjws" in media_type:
         raise invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
     if "manifests" in document:
         return OCI_INDEX
@@ -98,13 +98,16 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
 
 def parse_manifest(payload: bytes, content_type: str | None) -> ParsedManifest:
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid("manifest is not valid JSON") from None
+        document = load_json(payload)
+    except JSONRefused as refused:
+        raise invalid(f"manifest is {refused}") from None
     if not isinstance(document, dict):
         raise invalid("manifest is not a JSON object")
-    if document.get("schemaVersion") not in (2, None) and document.get("schemaVersion") != 1:
-        raise invalid("schemaVersion must be 2")
+    version = document.get("schemaVersion")
+    if version == 1:
+        raise invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
+    if type(version) is not int or version != 2:
+        raise invalid(f"schemaVersion must be 2, not {version!r}")
     media_type = _media_type(document, content_type)
     parsed = ParsedManifest(media_type)
     annotations = document.get("annotations")

@@ -15,10 +15,10 @@ from ferry.manage.operations import (
     operation,
     parse_body,
     parse_filter,
-    whole_number,
 )
 from ferry.manage.schemas import CreateNamespaceBody, NamespaceAuth, NamespaceList, ShowNamespace, UserAuth
 from ferry.names import is_organization
+from ferry.parsing import whole_number
 from ferry.state import state
 
 NS = "/v2/manage/namespaces"

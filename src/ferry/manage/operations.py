@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ferry.errors import swr_bad_request
 from ferry.names import is_organization, is_repository, is_tag
+from ferry.parsing import JSONRefused, load_json, whole_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M")
@@ -72,9 +73,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     """The request body validated by `model`; 400 in SWR's format otherwise."""
     raw = await request.read()
     try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise swr_bad_request("request body is not valid JSON", "SVCSTG.SWR.4001018") from None
+        data = load_json(raw or b"null")
+    except JSONRefused as refused:
+        raise swr_bad_request(f"request body is {refused}", "SVCSTG.SWR.4001018") from None
     try:
         value: M = TypeAdapter(model).validate_python(data)
     except ValidationError as error:
@@ -145,20 +146,6 @@ def page(values: dict[str, str], default_limit: int = 100, max_limit: int = 1000
     if not 1 <= limit <= max_limit:
         raise swr_bad_request(f"limit must be 1 to {max_limit}", "SVCSTG.SWR.4000056")
     return offset, limit
-
-
-MAX_WHOLE_NUMBER = 2**63 - 1  # the largest value a database integer column holds
-
-
-def whole_number(raw: str) -> int | None:
-    """`raw` as a non-negative integer when it is ASCII digits that fit a database integer.
-
-    str.isdigit alone also accepts "²" or "①", which int() refuses, and 30 digits overflow SQL.
-    """
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-        return None
-    value = int(raw)
-    return value if value <= MAX_WHOLE_NUMBER else None
 
 
 def content_range(offset: int, count: int, total: int) -> dict[str, str]:

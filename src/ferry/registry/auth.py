@@ -54,9 +54,31 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
     if caller is None:
         raise _challenge(request, name, action, error=None)
     if name is not None and not caller.may(name, action):
-        raise _challenge(request, name, action, error="insufficient_scope")
+        raise _challenge(request, name, action, error="insufficient_scope", caller=caller)
+    if name is not None and (source := await _mount_source_to_challenge(request, caller)):
+        raise _challenge(request, name, action, "insufficient_scope", caller, also=source)
     request[CALLER] = caller
     return await handler(request)
+
+
+async def _mount_source_to_challenge(request: web.Request, caller: Caller) -> str | None:
+    """The `from` repository of a mount whose pull the token lacks but the caller would be granted.
+
+    Distribution challenges for `repository:<from>:pull` so that clients which ask for exactly
+    the challenged scopes can mount. A caller who may not read the source is not challenged (its
+    mount becomes an upload), so it cannot loop on a scope it will never get.
+    """
+    source = request.query.get("from")
+    if request.method != "POST" or "mount" not in request.query or not source or caller.anonymous:
+        return None
+    image = parse_image_name(source)
+    if image is None or caller.may(source, "pull"):
+        return None
+    assert caller.user_id is not None and caller.account_id is not None
+    principal = Principal(caller.user_id, caller.name, caller.account_id, caller.is_admin)
+    async with state(request).db.read() as session:
+        allowed = await allowed_actions(session, principal, image)
+    return source if "pull" in allowed else None
 
 
 def _bearer_caller(request: web.Request) -> Caller | None:
@@ -76,7 +98,21 @@ def _bearer_caller(request: web.Request) -> Caller | None:
     return Caller(claims["uid"], claims["sub"], claims.get("acct"), bool(claims.get("adm")), grants)
 
 
-def _challenge(request: web.Request, name: str | None, action: str, error: str | None) -> OCIError:
+def _challenge(
+    request: web.Request,
+    name: str | None,
+    action: str,
+    error: str | None,
+    caller: Caller | None = None,
+    also: str | None = None,
+) -> OCIError:
+    """401 asks for (other) credentials; 403 tells a signed-in caller its token lacks a scope.
+
+    A signed-in caller whose token lacks the action gets 403 with the challenge (RFC 6750
+    section 3.1), so clients that refresh their token only on 403 (oras-py) ask for the
+    challenged scope; an anonymous caller gets 401, since signing in may help. The one case that
+    stays 401 for a signed-in caller is a mount's missing `from` scope, as distribution answers.
+    """
     app_state = state(request)
     parts = [
         f'realm="{app_state.base_url(request)}/v2/token"',
@@ -84,13 +120,16 @@ def _challenge(request: web.Request, name: str | None, action: str, error: str |
     ]
     if name is not None:
         actions = "pull" if action == "pull" else f"pull,{action}"
-        parts.append(f'scope="repository:{name}:{actions}"')
+        scopes = [f"repository:{name}:{actions}"] + ([f"repository:{also}:pull"] if also else [])
+        parts.append(f'scope="{" ".join(scopes)}"')
     if error:
         parts.append(f'error="{error}"')
     headers = {"WWW-Authenticate": "Bearer " + ",".join(parts)}
-    if error:
-        return OCIError(401, "DENIED", detail={"name": name, "action": action}, headers=headers)
-    return OCIError(401, "UNAUTHORIZED", headers=headers)
+    if not error:
+        return OCIError(401, "UNAUTHORIZED", headers=headers)
+    status = 403 if caller is not None and not caller.anonymous and also is None else 401
+    detail = {"name": also or name, "action": "pull" if also else action}
+    return OCIError(status, "DENIED", detail=detail, headers=headers)
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ from ferry.images.digests import require_digest
 from ferry.images.repositories import require_repository
 from ferry.names import ImageName, parse_image_name
 from ferry.registry.auth import caller_of, requires
+from ferry.registry.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from ferry.state import state
 
 
@@ -47,37 +48,35 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
-    if request.method == "GET" and (url := await app.store.redirect_url(digest)):
-        return web.Response(status=307, headers=headers | {"Location": url})
-    path = app.store.local_path(digest)
-    if path is not None:
-        return web.FileResponse(path, headers=headers)
-    # Stores without a local file (S3) answer byte ranges as web.FileResponse does for files.
-    headers["Accept-Ranges"] = "bytes"
-    unsatisfiable = headers | {"Content-Range": f"bytes */{size}"}
     try:
-        wanted = request.http_range
-    except ValueError:
-        return web.Response(status=416, headers=unsatisfiable)
-    start, end, status = 0, size, 200
-    if wanted.start is not None or wanted.stop is not None:
-        status = 206
-        if wanted.start is not None and wanted.start < 0:
-            start = max(0, size + wanted.start)
-        else:
-            start = wanted.start or 0
-            end = min(size, wanted.stop) if wanted.stop is not None else size
-        if start >= end:
-            return web.Response(status=416, headers=unsatisfiable)
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        wanted = parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable:
+        return web.Response(status=416, headers=headers | {"Content-Range": f"bytes */{size}"})
+    if wanted is None and request.method == "GET":
+        if url := await app.store.redirect_url(digest):
+            return web.Response(status=307, headers=headers | {"Location": url})
+        if (path := app.store.local_path(digest)) is not None:
+            return web.FileResponse(path, headers=headers)  # the kernel's sendfile
+    return await _stream_blob(request, digest, size, wanted, headers)
+
+
+async def _stream_blob(
+    request: web.Request, digest: str, size: int, wanted: ByteRange | None, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The blob, or the byte range asked for, from any store."""
+    part = wanted or ByteRange(0, size)
+    status = 206 if wanted else 200
+    headers = headers | {"Accept-Ranges": "bytes"}
+    if wanted:
+        headers["Content-Range"] = wanted.content_range(size)
     if request.method == "HEAD":
-        return web.Response(status=status, headers=headers | {"Content-Length": str(end - start)})
+        return web.Response(status=status, headers=headers | {"Content-Length": str(part.length)})
     # Prepared here, so the error middleware can no longer add its headers: add them now.
     headers["Docker-Distribution-API-Version"] = "registry/2.0"
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = end - start
+    response.content_length = part.length
     await response.prepare(request)
-    async for chunk in app.store.read(digest, start, end):
+    async for chunk in state(request).store.read(digest, part.start, part.end):
         await response.write(chunk)
     await response.write_eof()
     return response

@@ -10,6 +10,7 @@ from ferry.errors import OCIError
 from ferry.identity.service import readable_organization_ids
 from ferry.images import manifests
 from ferry.images.manifest_format import OCI_INDEX
+from ferry.parsing import whole_number
 from ferry.registry.auth import caller_of, requires
 from ferry.registry.blobs import image_of
 from ferry.state import state
@@ -81,9 +82,9 @@ def _page(request: web.Request) -> tuple[int | None, str | None]:
     raw = request.query.get("n")
     limit = None
     if raw is not None:
-        if not raw.isdigit() or int(raw) > 100_000:
-            raise OCIError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {raw!r}")
-        limit = int(raw)
+        limit = whole_number(raw)
+        if limit is None or limit > 100_000:
+            raise OCIError(400, "PAGINATION_NUMBER_INVALID", f"invalid n {raw!r}: use 0 to 100000")
     return limit, request.query.get("last") or None
 
 
