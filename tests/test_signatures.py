@@ -9,11 +9,14 @@ the lock after five consecutive bad signatures and disabled or deleted keys.
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +34,9 @@ from huaweicloudsdkswr.v2 import (
     SwrClient,
 )
 
+from ferry.config import Settings
 from ferry.identity import signing
+from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, make_regions
 from tests.support.server import FerryServer
 
 SDK_DATE = "%Y%m%dT%H%M%SZ"
@@ -97,6 +102,8 @@ class Case:
     query: tuple[tuple[str, Any], ...] = ()
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    # Set when the canonical request matches the SDK's but Ferry refuses what it leaves unsigned.
+    refused: str = ""
 
 
 CASES = [
@@ -151,6 +158,7 @@ CASES = [
         "/v2/manage/namespaces/ns1/upload",
         body=b"\x00\x01 not json",
         headers=(("Content-Type", "application/octet-stream"),),
+        refused="not the body's hash",  # UNSIGNED-PAYLOAD: the body could be swapped on replay
     ),
     Case(
         "security-token-for-temporary-keys",
@@ -187,6 +195,10 @@ def test_verifier_accepts_what_the_sdk_signs(case: Case) -> None:
         case.method, case.path, wire_query(request), headers, auth.signed_headers, case.body
     )
     assert ours == sdk_canonical
+    if case.refused:
+        with pytest.raises(signing.SignatureError, match=case.refused):
+            signing.verify(auth, "MYSK", case.method, case.path, wire_query(request), headers, case.body)
+        return
     # ... so the signature verifies with the right key and fails with any other.
     signing.verify(auth, "MYSK", case.method, case.path, wire_query(request), headers, case.body)
     with pytest.raises(signing.SignatureError):
@@ -545,6 +557,99 @@ def test_signature_of_another_key_pair(ferry_server: FerryServer, key: Key) -> N
     request = sign_for(ferry_server, key, "GET", "/v2/manage/namespaces")
     forged = request.header_params["Authorization"].replace(key.ak, "A" * 20)
     assert_refused(send(ferry_server, request, headers={"Authorization": forged}))
+
+
+# ---------------------------------------------------------------------------------------------
+# (b2) What a signature must cover: the body, the host, the date
+
+
+def signed_with(
+    key: Key, method: str, host: str, path: str, body: bytes, headers: dict[str, str], names: tuple[str, ...]
+) -> dict[str, str]:
+    """Headers of a request signed correctly with the key, covering only the headers `names`."""
+    present = {k.lower(): v for k, v in headers.items()} | {"host": host, "x-sdk-date": sdk_date()}
+    canonical = signing.canonical_request(method, path, "", present, names, body)
+    value = signing.signature(key.sk, present["x-sdk-date"], canonical)
+    names_text = ";".join(sorted(names))
+    authorization = f"SDK-HMAC-SHA256 Access={key.ak}, SignedHeaders={names_text}, Signature={value}"
+    return present | {"authorization": authorization}
+
+
+def test_replay_with_another_body_and_an_unsigned_content_hash(ferry_server: FerryServer, key: Key) -> None:
+    """The captured request's body hash, added in an unsigned header, does not vouch for a new body."""
+    signed_name, sent_name = unique("signed"), unique("swapped")
+    signed_body = json.dumps({"namespace": signed_name}).encode()
+    request = sign_for(ferry_server, key, "POST", "/v2/manage/namespaces", body={"namespace": signed_name})
+    replay = send(
+        ferry_server,
+        request,
+        body=json.dumps({"namespace": sent_name}).encode(),
+        headers={"X-Sdk-Content-Sha256": hashlib.sha256(signed_body).hexdigest()},
+    )
+    assert_refused(replay, "verify aksk signature fail")
+    assert sent_name not in namespaces(ferry_server, key)
+
+
+def test_signed_unsigned_payload_does_not_cover_a_body(ferry_server: FerryServer, key: Key) -> None:
+    """The SDK's UNSIGNED-PAYLOAD (for non-JSON bodies) would let any body replace the signed one."""
+    body = json.dumps({"namespace": unique("unsigned")}).encode()
+    headers = {"Content-Type": "application/octet-stream", "X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"}
+    names = ("content-type", "host", "x-sdk-content-sha256", "x-sdk-date")
+    sent = signed_with(key, "POST", ferry_server.host, "/v2/manage/namespaces", body, headers, names)
+    response = requests.post(f"{ferry_server.url}/v2/manage/namespaces", data=body, headers=sent, timeout=30)
+    assert_refused(response, "X-Sdk-Content-Sha256")
+    assert json.loads(body)["namespace"] not in namespaces(ferry_server, key)
+
+
+@pytest.mark.parametrize("left_out", ["host", "x-sdk-date"])
+def test_host_and_date_must_be_signed(ferry_server: FerryServer, key: Key, left_out: str) -> None:
+    names = tuple(n for n in ("content-type", "host", "x-sdk-date") if n != left_out)
+    headers = {"Content-Type": "application/json"}
+    sent = signed_with(key, "GET", ferry_server.host, "/v2/manage/namespaces", b"", headers, names)
+    response = requests.get(f"{ferry_server.url}/v2/manage/namespaces", headers=sent, timeout=30)
+    assert_refused(response, f"SignedHeaders must include {left_out}")
+
+
+def test_which_hosts_a_region_calls_its_own() -> None:
+    loopback = Settings(host="127.0.0.1", port=5000)
+    assert all(loopback.accepts_host(h) for h in ("127.0.0.1:5000", "localhost:5000", "[::1]:5000"))
+    assert not loopback.accepts_host("127.0.0.1:5001")
+    public = Settings(host="10.0.0.5", port=5000, public_url="https://swr.example.com")
+    assert public.accepts_host("swr.example.com") and public.accepts_host("SWR.example.com:443")
+    assert public.accepts_host("10.0.0.5:5000")
+    assert not public.accepts_host("swr.other.example") and not public.accepts_host("localhost:5000")
+    everywhere = Settings(host="0.0.0.0", port=5000)
+    assert everywhere.accepts_host("192.0.2.7:5000") and not everywhere.accepts_host("192.0.2.7:5001")
+
+
+def test_a_signed_header_sent_twice_is_refused(ferry_server: FerryServer, key: Key) -> None:
+    request = sign_for(ferry_server, key, "GET", "/v2/manage/namespaces")
+    connection = http.client.HTTPConnection("127.0.0.1", ferry_server.port, timeout=30)
+    connection.putrequest("GET", "/v2/manage/namespaces", skip_host=True)
+    for name, value in request.header_params.items():
+        connection.putheader(name, value)
+    connection.putheader("X-Project-Id", "someone-elses-project")
+    connection.endheaders()
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 401
+    assert "sent twice" in body["error_msg"]
+
+
+def test_request_signed_for_one_region_does_not_replay_against_another(tmp_path: Path) -> None:
+    """Regions of `ferry dev` share one AK/SK; the signed host ties a request to its region."""
+    regions = make_regions(tmp_path, ["cn-north-4", "cn-east-3"])
+    try:
+        a, b = regions["cn-north-4"], regions["cn-east-3"]
+        key = Key(ACCESS_KEY, SECRET_KEY, PROJECT_ID)
+        name = unique("replayed")
+        request = sign_for(a, key, "POST", "/v2/manage/namespaces", body={"namespace": name})
+        assert_refused(send(b, request), "signed for another host")
+        assert name not in namespaces(b, key)
+        assert send(a, request).status_code == 201
+    finally:
+        regions.stop()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_WILDCARD = frozenset({"0.0.0.0", "::", ""})
+
+
+def _authorities(names: set[str] | frozenset[str], port: int, default_port: int) -> set[str]:
+    """How a Host header spells these names on this port (IPv6 in brackets; no default port)."""
+    result = set()
+    for name in names:
+        spelled = f"[{name}]" if ":" in name else name
+        result.add(f"{spelled}:{port}")
+        if port == default_port:
+            result.add(spelled)
+    return result
 
 
 class Peer(BaseModel):
@@ -78,6 +93,28 @@ class Settings(BaseSettings):
             tmp.chmod(0o600)
             tmp.replace(path)
         return path.read_text().strip()
+
+    def accepts_host(self, host: str) -> bool:
+        """Whether `host` (a Host header) names this region: its public URL or listen address.
+
+        A signed request carries the host it was meant for; checking it stops a request signed
+        for one region from replaying against another that shares the key.
+        """
+        host = host.strip().lower()
+        if host in self._own_hosts():
+            return True
+        # Listening on every interface without a public URL: only the port is known to be ours.
+        listens_everywhere = self.host in _WILDCARD and not self.public_url
+        return listens_everywhere and host.rpartition(":")[2] == str(self.port)
+
+    def _own_hosts(self) -> set[str]:
+        hosts: set[str] = set()
+        if self.public_url:
+            url = urlsplit(self.public_url)
+            default = 443 if url.scheme == "https" else 80
+            hosts |= _authorities({(url.hostname or "").lower()}, url.port or default, default)
+        names = _LOOPBACK if self.host.lower() in _LOOPBACK else {self.host.lower()}
+        return hosts | _authorities(names, self.port, 80)
 
     def peer(self, region_id: str) -> Peer | None:
         return next((p for p in self.peers if p.id == region_id), None)

@@ -135,7 +135,10 @@ def start_regions(
                 process = _spawn("serve", env, region_data / "server.log")
                 started.append(RegionProcess(region, ports[region], region_data, [process]))
                 continue
-            env |= _scaled_env(services, region, region_data)
+            # Clients reach the region through nginx: tokens, Locations and signatures name it.
+            env |= _scaled_env(services, region, region_data) | {
+                "FERRY_PUBLIC_URL": f"http://127.0.0.1:{ports[region]}"
+            }
             api_ports = [free_port() for _ in range(scale.api_processes)]
             processes = [
                 _spawn(

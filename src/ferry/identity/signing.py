@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote, unquote
@@ -17,6 +18,10 @@ ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_SKEW = timedelta(minutes=15)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+CONTENT_SHA256 = "x-sdk-content-sha256"
+# What a signature must cover: where it was sent and when. Without the host a request signed for
+# one region replays against another that shares the key; without the date, forever.
+REQUIRED_SIGNED = ("host", "x-sdk-date")
 _AUTHORIZATION_RE = re.compile(
     r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]{64})$"
 )
@@ -74,7 +79,9 @@ def canonical_request(
 ) -> str:
     ordered = sorted(signed_headers)
     block = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in ordered)
-    content_sha = headers.get("x-sdk-content-sha256")
+    # The SDK puts a declared body hash in the canonical request in place of the body's own.
+    # Only a signed declaration counts; verify() then requires it to be the body's real hash.
+    content_sha = headers.get(CONTENT_SHA256) if CONTENT_SHA256 in signed_headers else None
     payload_hash = content_sha if body and content_sha else hashlib.sha256(body).hexdigest()
     parts = [
         method.upper(),
@@ -93,6 +100,17 @@ def signature(secret_key: str, sdk_date: str, canonical: str) -> str:
     return hmac.new(secret_key.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+def check_coverage(
+    auth: SignedAuthorization, headers: dict[str, str], own_host: Callable[[str], bool]
+) -> None:
+    """The signature must cover the host and the date, and the host must be this region's."""
+    missing = [name for name in REQUIRED_SIGNED if name not in auth.signed_headers]
+    if missing:
+        raise SignatureError(f"verify aksk signature fail: SignedHeaders must include {', '.join(missing)}")
+    if not own_host(headers.get("host", "")):
+        raise SignatureError("verify aksk signature fail: the request was signed for another host")
+
+
 def verify(
     auth: SignedAuthorization,
     secret_key: str,
@@ -102,7 +120,7 @@ def verify(
     headers: dict[str, str],
     body: bytes,
 ) -> None:
-    """Raises SignatureError unless the request was signed with this secret key."""
+    """Raises SignatureError unless the request, body included, was signed with this secret key."""
     sdk_date = headers.get("x-sdk-date")
     check_date(sdk_date)
     assert sdk_date is not None
@@ -110,6 +128,10 @@ def verify(
     expected = signature(secret_key, sdk_date, canonical)
     if not hmac.compare_digest(expected, auth.signature):
         raise SignatureError("verify aksk signature fail")
+    declared = headers.get(CONTENT_SHA256) if CONTENT_SHA256 in auth.signed_headers else None
+    if body and declared is not None and declared.lower() != hashlib.sha256(body).hexdigest():
+        # UNSIGNED-PAYLOAD, or another body's hash: the signature would not protect this body.
+        raise SignatureError("verify aksk signature fail: X-Sdk-Content-Sha256 is not the body's hash")
 
 
 def docker_login_password(access_key: str, secret_key: str) -> str:

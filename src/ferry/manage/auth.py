@@ -45,6 +45,17 @@ async def _token_principal(app: AppState, token: str) -> Principal:
             raise swr_unauthorized(_PREFIX + str(error)) from None
 
 
+def _check_signed_headers(
+    request: web.Request, parsed: signing.SignedAuthorization, headers: dict[str, str], app: AppState
+) -> None:
+    """Each signed header once (the signature and the handler must see the same value), the host
+    and date among them, and the host this region's own."""
+    repeated = [name for name in parsed.signed_headers if len(request.headers.getall(name, [])) > 1]
+    if repeated:
+        raise signing.SignatureError(f"verify aksk signature fail: header {repeated[0]} sent twice")
+    signing.check_coverage(parsed, headers, app.settings.accepts_host)
+
+
 async def _signed_principal(request: web.Request, authorization: str) -> Principal:
     app = state(request)
     try:
@@ -61,6 +72,7 @@ async def _signed_principal(request: web.Request, authorization: str) -> Princip
     headers = {name.lower(): value for name, value in request.headers.items()}
     body = await request.read()
     try:
+        _check_signed_headers(request, parsed, headers, app)
         signing.verify(
             parsed,
             secret_key,
