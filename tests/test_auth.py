@@ -401,3 +401,51 @@ def test_skopeo_reader_can_inspect_but_not_copy_into_the_org(world: World) -> No
     copied = get_manifest(admin, target, "latest")
     assert copied.status_code == 200
     assert copied.headers["Docker-Content-Digest"] == world.image.digest
+
+
+def test_no_right_is_granted_on_an_organization_that_does_not_exist(world: World) -> None:
+    """A token asked for before an organization exists must not write into it once another
+    account creates it."""
+    org = unique("unborn")
+    name = f"{org}/app"
+    admin = world.admin()
+    challenge = parse_challenge(
+        requests.get(f"{world.server.url}/v2/", timeout=30).headers["WWW-Authenticate"]
+    )
+    early = admin.token(challenge | {"scope": f"repository:{name}:pull,push"})
+    assert token_claims(early)["access"] == [{"type": "repository", "name": name, "actions": []}]
+
+    # Another account's administrator creates the organization.
+    world.server.cli(
+        "user", "create", "rival", "--password", "rival-pass-123", "--account", "rival", "--admin"
+    )
+    identity = {
+        "methods": ["password"],
+        "password": {"user": {"name": "rival", "password": "rival-pass-123"}},
+    }
+    issued = requests.post(
+        f"{world.server.url}/v3/auth/tokens", json={"auth": {"identity": identity}}, timeout=60
+    )
+    created = requests.post(
+        f"{world.server.url}/v2/manage/namespaces",
+        json={"namespace": org},
+        headers={"X-Auth-Token": issued.headers["X-Subject-Token"]},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+
+    image = make_image(name)
+    digest, data = next(iter(image.blobs.items()))
+    refused = requests.post(
+        f"{world.server.url}/v2/{name}/blobs/uploads/",
+        params={"digest": digest},
+        data=data,
+        headers={"Authorization": f"Bearer {early}"},
+        timeout=30,
+    )
+    assert refused.status_code == 403, refused.text
+    assert error_code(refused) == "DENIED"
+    # A token asked for now carries nothing either: the organization is another account's.
+    assert push_blobs(admin, name, image)[0].status_code == 403
+    rival = RegistryClient(world.server.url, "rival", "rival-pass-123")
+    push_image(rival, name, "v1", image)

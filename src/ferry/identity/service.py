@@ -116,9 +116,9 @@ async def allowed_actions(
     """What the principal may do to the image name: a subset of pull, push, delete."""
     org = await session.scalar(select(Organization).where(Organization.name == image.organization))
     if org is None:
-        # An administrator gets through to the registry, which says to create the organization;
-        # anybody else learns nothing about which organizations exist.
-        return ACTIONS_BY_AUTH[MANAGE] if principal and principal.is_admin else frozenset()
+        # Nothing, for anybody: a push does not create an organization, and a right granted now
+        # would carry over into an organization another account creates under this name later.
+        return frozenset()
     actions = set(ACTIONS_BY_AUTH.get(await organization_auth(session, principal, org), ()))
     if "pull" not in actions:
         is_public = await session.scalar(

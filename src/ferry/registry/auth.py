@@ -127,9 +127,20 @@ def _challenge(
     headers = {"WWW-Authenticate": "Bearer " + ",".join(parts)}
     if not error:
         return OCIError(401, "UNAUTHORIZED", headers=headers)
-    status = 403 if caller is not None and not caller.anonymous and also is None else 401
     detail = {"name": also or name, "action": "pull" if also else action}
-    return OCIError(status, "DENIED", detail=detail, headers=headers)
+    if caller is None or caller.anonymous or also is not None:
+        return OCIError(401, "DENIED", detail=detail, headers=headers)
+    return OCIError(403, "DENIED", _denied_message(name, action), detail, headers)
+
+
+def _denied_message(name: str | None, action: str) -> str:
+    """Says what right is missing without saying whether the organization exists."""
+    organization = (name or "").partition("/")[0]
+    needs = "read" if action == "pull" else "edit"
+    return (
+        f"requested access to the resource is denied: {action} on {name} needs {needs} permission "
+        f"on organization '{organization}' (an organization must be created before pushing to it)"
+    )
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
