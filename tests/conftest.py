@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import leaks
 from tests.support import server as server_module
 from tests.support.postgres import create_database, fresh_postgres_url, postgres_url  # noqa: F401
 from tests.support.s3server import S3Server
@@ -54,6 +55,14 @@ def _server_backend(
     yield
     server_module.backend_env = None
     s3.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole run: no password or SK a test created appears in a log any test wrote."""
+    yield
+    found = leaks.found_in_logs(tmp_path_factory.getbasetemp())
+    assert not found, f"{len(found)} secret(s) in logs (of {leaks.count()} remembered): {found[:20]}"
 
 
 @pytest.fixture(scope="session")

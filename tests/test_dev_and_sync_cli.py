@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import leaks
 from tests.support.images import make_image, push_image
 from tests.support.registry_client import RegistryClient
 
@@ -75,6 +76,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "file": str(described),
         "process": process,
     }
+    leaks.remember(description["admin"]["password"], description["admin"]["sk"])
     yield description
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -76,12 +76,12 @@ def serve(
 
     settings = _settings(data, host=host, port=port, region=region, sync_workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _ensure_admin_password(settings)
+    generated = _ensure_admin_password(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     endpoint = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]Ferry[/bold] region [cyan]{settings.region}[/cyan] at {endpoint}")
     console.print(f"  data:  {settings.data_dir.resolve()}")
-    console.print(f"  admin: {settings.admin_user} / {settings.admin_password}")
+    console.print(f"  admin: {settings.admin_user} ({_where_the_password_is(settings, generated)})")
     console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
     from ferry.storage import StorageUnavailable
 
@@ -99,17 +99,28 @@ def serve(
         raise typer.Exit(1) from None
 
 
-def _ensure_admin_password(settings: Settings) -> None:
-    """Keeps the bootstrap password in data_dir so restarts print the same credentials."""
+def _ensure_admin_password(settings: Settings) -> bool:
+    """Keeps a generated bootstrap password in data_dir (mode 0600); True when made just now."""
     path = settings.data_dir / "admin.json"
     if settings.admin_password:
-        return
+        return False
     if path.exists():
         settings.admin_password = json.loads(path.read_text())["password"]
-        return
+        return False
     settings.admin_password = secrets.token_urlsafe(12)
+    path.touch(mode=0o600)
     path.write_text(json.dumps({"user": settings.admin_user, "password": settings.admin_password}))
-    path.chmod(0o600)
+    return True
+
+
+def _where_the_password_is(settings: Settings, generated: bool) -> str:
+    """Shown once, on a terminal, when just generated; else only where to find it (stdout is
+    often a log file)."""
+    if generated and console.is_terminal:
+        return f"password {settings.admin_password}, kept in {settings.data_dir / 'admin.json'}"
+    if (settings.data_dir / "admin.json").exists():
+        return f"password in {settings.data_dir.resolve() / 'admin.json'}"
+    return "password from FERRY_ADMIN_PASSWORD"
 
 
 @app.command()

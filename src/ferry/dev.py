@@ -175,8 +175,11 @@ def start_regions(
             "workers": scale.workers,
         }
     target = data / "dev.json"
-    target.with_suffix(".tmp").write_text(json.dumps(description, indent=2))
-    target.with_suffix(".tmp").replace(target)
+    written = target.with_suffix(".tmp")
+    written.touch(mode=0o600)
+    written.chmod(0o600)  # it holds the admin password and SK
+    written.write_text(json.dumps(description, indent=2))
+    written.replace(target)
     return started, services, description
 
 
@@ -250,16 +253,23 @@ def print_description(console: Console, description: dict[str, Any], data: Path)
         table.add_row(region["id"], region["endpoint"], region["data"])
     console.print(table)
     admin = description["admin"]
-    console.print(f"admin user [cyan]{admin['user']}[/cyan]  password [cyan]{admin['password']}[/cyan]")
-    console.print(
-        f"AK [cyan]{admin['ak']}[/cyan]  SK [cyan]{admin['sk']}[/cyan]  project {admin['project_id']}"
-    )
-    first = description["regions"][0]
-    console.print(
-        f"try: skopeo login --tls-verify=false -u {admin['user']} -p {admin['password']} "
-        f"{first['endpoint'].removeprefix('http://')}"
-    )
-    console.print(f"described in {data.resolve() / 'dev.json'}; Ctrl-C stops every region")
+    described = data.resolve() / "dev.json"
+    first = description["regions"][0]["endpoint"].removeprefix("http://")
+    if console.is_terminal:
+        # Secrets go to the person at the terminal, never into a file stdout was sent to.
+        console.print(f"admin user [cyan]{admin['user']}[/cyan]  password [cyan]{admin['password']}[/cyan]")
+        console.print(
+            f"AK [cyan]{admin['ak']}[/cyan]  SK [cyan]{admin['sk']}[/cyan]  project {admin['project_id']}"
+        )
+        console.print(
+            f"try: skopeo login --tls-verify=false -u {admin['user']} -p {admin['password']} {first}"
+        )
+    else:
+        console.print(
+            f"admin user [cyan]{admin['user']}[/cyan], AK [cyan]{admin['ak']}[/cyan]: "
+            f"the password and SK are in {described} (readable by you only)"
+        )
+    console.print(f"described in {described}; Ctrl-C stops every region")
 
 
 def run_until_stopped(started: list[RegionProcess], services: Services) -> None:

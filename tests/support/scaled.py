@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from tests.support import leaks
 from tests.support.postgres import create_database
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY
 from tests.support.s3server import S3Server
@@ -45,6 +46,7 @@ class Process:
         return self.process.pid
 
     def start(self) -> None:
+        leaks.remember_settings(self.env)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(

@@ -15,6 +15,8 @@ from typing import Any
 
 import requests
 
+from tests.support import leaks
+
 ADMIN_PASSWORD = "admin-pass-123"
 # Set by the test session when FERRY_TEST_BACKEND asks for PostgreSQL + S3: gives each new server
 # the FERRY_* settings of its own fresh database and bucket.
@@ -49,7 +51,7 @@ class FerryServer:
         return self.process.pid
 
     def _env(self) -> dict[str, str]:
-        return (
+        env = (
             os.environ
             | {
                 "FERRY_DATA_DIR": str(self.data),
@@ -59,6 +61,8 @@ class FerryServer:
             }
             | self.env
         )
+        leaks.remember_settings(env)
+        return env
 
     def start(self, timeout: float = 60) -> FerryServer:
         if backend_env is not None and "FERRY_DATABASE_URL" not in self.env:
@@ -96,13 +100,15 @@ class FerryServer:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Runs `ferry ARGS` against this server's data directory."""
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "ferry", *args],
             env=self._env(),
             capture_output=True,
             text=True,
             check=check,
         )
+        leaks.remember_cli(args, result.stdout)
+        return result
 
     def user(self, name: str, password: str) -> None:
         self.cli("user", "create", name, "--password", password)

@@ -26,7 +26,7 @@ NOTIFY_CHANNEL = "ferry_sync_jobs"
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -47,6 +47,8 @@ def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
 
 
 class Database:
+    """Statement parameters never appear in errors or logs: they carry password hashes and SKs."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -54,7 +56,7 @@ class Database:
             self.engine = _sqlite_engine(url, "BEGIN")
             self._write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
         else:
-            self.engine = create_async_engine(url, pool_size=10, max_overflow=20)
+            self.engine = create_async_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
             self._write_engine = self.engine
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
