@@ -17,12 +17,12 @@ from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
 from ferry.manage.auth import management_auth
 from ferry.manage.routes import add_routes as add_management_routes
-from ferry.metadata.db import Database
+from ferry.metadata.db import Database, DatabaseFull
 from ferry.metadata.migrate import upgrade
 from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
-from ferry.state import STATE, AppState
-from ferry.storage import open_store
+from ferry.state import STATE, AppState, state
+from ferry.storage import StorageFull, open_store
 from ferry.sync.peer_client import PeerClient
 from ferry.sync.worker import SyncWorker
 
@@ -52,6 +52,16 @@ def _not_found(request: web.Request, status: int) -> OCIError | SWRError:
     return SWRError(404, "SVCSTG.SWR.4040083", f"requested URL {request.path} not found")
 
 
+def _storage_full(request: web.Request) -> OCIError | SWRError:
+    """507 Insufficient Storage, with Retry-After: the region takes writes again once space
+    returns, and clients that honour the header (and Ferry's own sync) come back then."""
+    message = "storage is full: this region cannot store more data until space is freed; try again later"
+    headers = {"Retry-After": str(state(request).settings.storage_full_retry_seconds)}
+    if is_registry_path(request.path):
+        return OCIError(507, "UNAVAILABLE", message, headers=headers)
+    return SWRError(507, "SVCSTG.SWR.5070000", message, headers=headers)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as the API's own error body; nothing escapes as a bare 500."""
@@ -60,6 +70,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except (OCIError, SWRError) as error:
         response = _error_response(request, error)
+    except (StorageFull, DatabaseFull) as full:
+        log.warning("refused %s %s: %s", request.method, request.path, full)
+        response = _error_response(request, _storage_full(request))
     except web.HTTPNotFound:
         response = _error_response(request, _not_found(request, 404))
     except web.HTTPMethodNotAllowed:

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Retry-After when storage is full: when clients (and peers' sync) should come back.
+    storage_full_retry_seconds: int = Field(default=60, ge=1)
     namespace_quota: int = Field(default=100, ge=1)
     upload_expiry_seconds: int = 7 * 24 * 3600
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncIterable
 from typing import Any
@@ -19,10 +20,12 @@ from ferry.errors import OCIError, digest_invalid, upload_unknown
 from ferry.images import blobs
 from ferry.images.digests import hashed, require_digest
 from ferry.images.repositories import repository_for_push, require_repository
-from ferry.metadata.db import Database
+from ferry.metadata.db import Database, DatabaseFull
 from ferry.metadata.models import Upload
 from ferry.names import ImageName
-from ferry.storage import BlobStore, UploadMissing
+from ferry.storage import BlobStore, StorageFull, UploadMissing
+
+log = logging.getLogger("ferry.uploads")
 
 
 class RangeMismatch(OCIError):
@@ -89,7 +92,11 @@ class Uploads:
             if actual != digest:
                 await self._discard(upload_id)
                 raise digest_invalid(digest, f"content digest is {actual}, not {digest}")
-            await self.store.commit_upload(upload_id, digest)
+            try:
+                await self.store.commit_upload(upload_id, digest)
+            except StorageFull:
+                await self._discard_after_full(upload_id)
+                raise
             async with self.db.write() as session:
                 await blobs.link(session, repository_id, digest, size)
                 await session.execute(delete(Upload).where(Upload.id == upload_id))
@@ -124,7 +131,13 @@ class Uploads:
             raise RangeMismatch(size)
         hasher = self._hasher_at(upload_id, size)
         stream = hashed(chunks, hasher) if hasher is not None else chunks
-        new_size = await self.store.append_upload(upload_id, stream)
+        try:
+            new_size = await self.store.append_upload(upload_id, stream)
+        except StorageFull:
+            # Free what the session holds now: kept, it would block every other push until it
+            # expired. The client starts the upload again once there is space.
+            await self._discard_after_full(upload_id)
+            raise
         if hasher is not None:
             self._hashers[upload_id] = (new_size, hasher)
         return new_size
@@ -149,6 +162,16 @@ class Uploads:
         async with self.db.write() as session:
             await session.execute(delete(Upload).where(Upload.id == upload_id))
         self._forget(upload_id)
+
+    async def _discard_after_full(self, upload_id: str) -> None:
+        """Bytes first (that frees the space), then the row, which may itself find no space."""
+        await self.store.abort_upload(upload_id)
+        self._forget(upload_id)
+        try:
+            async with self.db.write() as session:
+                await session.execute(delete(Upload).where(Upload.id == upload_id))
+        except DatabaseFull:
+            log.warning("upload %s: bytes freed, its row stays until space returns", upload_id)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         return self._locks.setdefault(upload_id, asyncio.Lock())

@@ -13,12 +13,36 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+
+class DatabaseFull(Exception):
+    """The database cannot grow: its disk or quota is full. The transaction was rolled back."""
+
+
+def _is_full(error: DBAPIError) -> bool:
+    original = error.orig
+    if getattr(original, "sqlstate", None) == "53100":  # PostgreSQL disk_full
+        return True
+    code = getattr(original, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == 13) or "database or disk is full" in str(original)
+
+
+@asynccontextmanager
+async def _full_is_reported() -> AsyncIterator[None]:
+    try:
+        yield
+    except DBAPIError as error:
+        if _is_full(error):
+            raise DatabaseFull("the database has no space left") from None
+        raise
+
 
 # Set in a write session's info by whatever inserts sync jobs; the commit then wakes the workers.
 JOBS_CREATED = "ferry.sync_jobs_created"
@@ -70,7 +94,15 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that commits on success and rolls back on any exception."""
+        """A transaction that commits on success and rolls back on any exception.
+
+        A full disk rolls it back whole and raises DatabaseFull.
+        """
+        async with _full_is_reported(), self._write_transaction() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncSession]:
         if self._write_lock is None:
             async with self._write_sessions() as session:
                 async with session.begin():

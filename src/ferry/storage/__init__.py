@@ -5,10 +5,17 @@ repositories, permissions or the database.
 """
 
 from ferry.config import Settings
-from ferry.storage.base import BlobStore, StorageUnavailable, UploadMissing
+from ferry.storage.base import BlobStore, StorageFull, StorageUnavailable, UploadMissing
 from ferry.storage.filesystem import FilesystemBlobStore
 
-__all__ = ["BlobStore", "FilesystemBlobStore", "StorageUnavailable", "UploadMissing", "open_store"]
+__all__ = [
+    "BlobStore",
+    "FilesystemBlobStore",
+    "StorageFull",
+    "StorageUnavailable",
+    "UploadMissing",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> BlobStore:

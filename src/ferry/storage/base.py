@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -7,6 +8,21 @@ from typing import Protocol
 
 class UploadMissing(Exception):
     """The upload's bytes are gone (expired, aborted or never started)."""
+
+
+class StorageFull(Exception):
+    """No space left where blobs or metadata are written (ENOSPC, a quota, a full database).
+
+    Nothing half-written stays visible: the caller frees what the failed write used and answers
+    that storage is full; writes work again as soon as space returns.
+    """
+
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_no_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS
 
 
 class StorageUnavailable(Exception):

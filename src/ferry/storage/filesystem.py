@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ferry.storage.base import StorageUnavailable, UploadMissing
+from ferry.storage.base import StorageFull, StorageUnavailable, UploadMissing, is_no_space
 
 READ_CHUNK = 1024 * 1024
+
+
+@contextmanager
+def _space_checked(what: str) -> Iterator[None]:
+    """ENOSPC and EDQUOT become StorageFull; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if is_no_space(error):
+            raise StorageFull(f"no space left for {what}") from None
+        raise
 
 
 class FilesystemBlobStore:
@@ -40,7 +52,8 @@ class FilesystemBlobStore:
         return self.uploads / upload_id
 
     async def start_upload(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch()
+        with _space_checked("a new upload"):
+            self._upload_path(upload_id).touch()
 
     async def upload_size(self, upload_id: str) -> int:
         try:
@@ -54,9 +67,10 @@ class FilesystemBlobStore:
             raise UploadMissing(upload_id)
         # Inline writes land in the page cache and measured faster than a thread hop per chunk;
         # durability comes from the fsync at commit.
-        with path.open("ab") as f:
+        with _space_checked("the upload's bytes"), path.open("ab") as f:
             async for chunk in chunks:
                 f.write(chunk)
+            f.flush()  # a full disk shows here, not later when the file is closed
             return f.tell()
 
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
@@ -70,7 +84,8 @@ class FilesystemBlobStore:
                 yield chunk
 
     async def commit_upload(self, upload_id: str, digest: str) -> None:
-        await asyncio.to_thread(self._commit, self._upload_path(upload_id), self._blob_path(digest))
+        with _space_checked("the blob"):
+            await asyncio.to_thread(self._commit, self._upload_path(upload_id), self._blob_path(digest))
 
     @staticmethod
     def _commit(src: Path, dst: Path) -> None:

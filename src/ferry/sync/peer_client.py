@@ -19,7 +19,8 @@ from yarl import URL
 from ferry.config import Peer
 from ferry.identity.signing import docker_login_password, sign_headers
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# 507: the peer's storage is full; it takes the copy once space returns.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=120)
 
 

@@ -89,7 +89,12 @@ class SyncWorker:
                     await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
                 continue
             self._wake.set()  # there may be more: let another slot look too
-            await self._run(job)
+            try:
+                await self._run(job)
+            except Exception:
+                # Recording the outcome failed too (a full or lost database): the lease runs
+                # out and the job is taken again; this slot lives on.
+                log.exception("sync job %s: recording its outcome failed", job.id)
 
     async def _run(self, job: SyncJob) -> None:
         client = self.clients.get(job.remote_region_id)
