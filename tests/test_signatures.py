@@ -653,7 +653,8 @@ def test_request_signed_for_one_region_does_not_replay_against_another(tmp_path:
 
 
 # ---------------------------------------------------------------------------------------------
-# (c) Five consecutive bad signatures lock the AK
+# (c) Five consecutive bad signatures lock the AK (for the address they came from: see
+# tests/test_login_throttle.py for the owner elsewhere)
 
 
 def test_five_bad_signatures_lock_only_that_key(new_server: FerryServer, admin_password: str) -> None:

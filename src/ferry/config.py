@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Proxies (addresses or networks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For names the
+    # client; login throttling goes by the client's address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
+        return proxies
+
     # Retry-After when storage is full: when clients (and peers' sync) should come back.
     storage_full_retry_seconds: int = Field(default=60, ge=1)
     namespace_quota: int = Field(default=100, ge=1)

@@ -201,7 +201,8 @@ def _scaled_env(services: Services, region: str, region_data: Path) -> dict[str,
     key_file = region_data / "secret.key"
     if not key_file.exists():
         key_file.write_text(secrets.token_hex(32))
-    env = {"FERRY_SECRET_KEY": key_file.read_text().strip()}
+    # nginx on loopback forwards every client: its X-Forwarded-For names them.
+    env = {"FERRY_SECRET_KEY": key_file.read_text().strip(), "FERRY_TRUSTED_PROXIES": '["127.0.0.1"]'}
     if services.postgres is not None:
         env["FERRY_DATABASE_URL"] = services.postgres.create_database(region.replace("-", "_"))
     if services.s3 is not None:

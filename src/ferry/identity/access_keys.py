@@ -1,11 +1,14 @@
-"""Permanent access keys (AK/SK) and the lock that follows repeated bad signatures."""
+"""Permanent access keys (AK/SK) and SWR's long-term docker login made from them.
+
+Repeated bad signatures are slowed by identity.throttle, per key and client address, so that
+nobody who merely knows an AK can lock its owner out.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 import string
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,14 +17,7 @@ from ferry.identity.service import IdentityError, Principal, principal_by_id
 from ferry.identity.signing import docker_login_password
 from ferry.metadata.models import AccessKey, User, utcnow
 
-LOCK_AFTER_FAILURES = 5
-LOCK_FOR = timedelta(minutes=5)
 _AK_ALPHABET = string.ascii_uppercase + string.digits
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def create_access_key(session: AsyncSession, username: str) -> tuple[str, str]:
@@ -69,33 +65,9 @@ async def get_key(session: AsyncSession, access_key: str) -> AccessKey | None:
 
 
 async def usable_key(session: AsyncSession, access_key: str) -> AccessKey | None:
-    """The key when it exists, is enabled and not locked."""
+    """The key when it exists and is enabled."""
     key = await session.get(AccessKey, access_key)
-    if key is None or not key.enabled:
-        return None
-    if key.locked_until is not None and _aware(key.locked_until) > datetime.now(UTC):
-        return None
-    return key
-
-
-def is_locked(key: AccessKey) -> bool:
-    return key.locked_until is not None and _aware(key.locked_until) > datetime.now(UTC)
-
-
-async def record_failure(session: AsyncSession, access_key: str) -> None:
-    key = await session.get(AccessKey, access_key)
-    if key is None:
-        return
-    key.failures += 1
-    if key.failures >= LOCK_AFTER_FAILURES:
-        key.locked_until = utcnow() + LOCK_FOR
-        key.failures = 0
-
-
-async def record_success(session: AsyncSession, access_key: str) -> None:
-    key = await session.get(AccessKey, access_key)
-    if key is not None and key.failures:
-        key.failures = 0
+    return key if key is not None and key.enabled else None
 
 
 async def authenticate_docker_login(

@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ferry.errors import swr_unauthorized
+from ferry.errors import SWRError, swr_unauthorized
 from ferry.identity import access_keys, signing
 from ferry.identity.iam_tokens import TokenError
 from ferry.identity.service import Principal, principal_by_id
+from ferry.identity.throttle import LoginThrottled, key_identity
 from ferry.state import AppState, state
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,13 +63,18 @@ async def _signed_principal(request: web.Request, authorization: str) -> Princip
         parsed = signing.parse_authorization(authorization)
     except signing.SignatureError as error:
         raise swr_unauthorized(_PREFIX + str(error)) from None
+    identity, address = key_identity(parsed.access_key), app.client_address(request)
+    try:
+        app.login_throttle.check(identity, address)
+    except LoginThrottled as throttled:
+        message = _PREFIX + "AK access failed to reach the limit,forbidden"
+        raise SWRError(401, "APIGW.0301", message, {"Retry-After": str(throttled.retry_after)}) from None
     async with app.db.read() as session:
-        key = await access_keys.get_key(session, parsed.access_key)
-        if key is None or not key.enabled:
-            raise swr_unauthorized(_PREFIX + "Get secretKey failed, ak not exist")
-        if access_keys.is_locked(key):
-            raise swr_unauthorized(_PREFIX + "AK access failed to reach the limit,forbidden")
-        secret_key, user_id, had_failures = key.secret_key, key.user_id, key.failures > 0
+        key = await access_keys.usable_key(session, parsed.access_key)
+        secret_key, user_id = (key.secret_key, key.user_id) if key else ("", 0)
+    if key is None:
+        app.login_throttle.failed(identity, address)
+        raise swr_unauthorized(_PREFIX + "Get secretKey failed, ak not exist")
     headers = {name.lower(): value for name, value in request.headers.items()}
     body = await request.read()
     try:
@@ -83,12 +89,9 @@ async def _signed_principal(request: web.Request, authorization: str) -> Princip
             body,
         )
     except signing.SignatureError as error:
-        async with app.db.write() as session:
-            await access_keys.record_failure(session, parsed.access_key)
+        app.login_throttle.failed(identity, address)
         raise swr_unauthorized(_PREFIX + str(error)) from None
-    if had_failures:
-        async with app.db.write() as session:
-            await access_keys.record_success(session, parsed.access_key)
+    app.login_throttle.succeeded(identity, address)
     async with app.db.read() as session:
         principal = await principal_by_id(session, user_id)
     if principal is None:

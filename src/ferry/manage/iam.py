@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.errors import SWRError, swr_bad_request
 from ferry.identity import organizations as orgs
-from ferry.identity.service import authenticate_password
+from ferry.identity.service import Principal, authenticate_password
+from ferry.identity.throttle import LoginThrottled, user_identity
 from ferry.manage.auth import principal_of
 from ferry.manage.operations import json_response, operation, parse_body
 from ferry.state import state
@@ -87,8 +88,20 @@ async def create_token(request: web.Request) -> web.Response:
         raise swr_bad_request("only the password method is supported", "SVCSTG.SWR.4000014")
     app = state(request)
     user = body.auth.identity.password.user
+
+    async def login() -> Principal | None:
+        async with app.db.read() as session:
+            return await authenticate_password(session, user.name, user.password)
+
+    try:
+        principal = await app.login_throttle.attempt(
+            user_identity(user.name), app.client_address(request), login
+        )
+    except LoginThrottled as throttled:
+        raise SWRError(
+            429, "APIGW.0308", str(throttled), headers={"Retry-After": str(throttled.retry_after)}
+        ) from None
     async with app.db.read() as session:
-        principal = await authenticate_password(session, user.name, user.password)
         account = await orgs.account_of(session, principal.account_id) if principal else None
     if principal is None or account is None or not _domain_matches(user.domain, account):
         raise SWRError(401, "IAM.0004", "The username or password is wrong.")

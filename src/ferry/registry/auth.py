@@ -16,9 +16,10 @@ from aiohttp import web
 
 from ferry.errors import OCIError
 from ferry.identity.caller import ANONYMOUS, Caller
-from ferry.identity.login import authenticate_basic
+from ferry.identity.login import authenticate_basic, basic_identity
 from ferry.identity.registry_tokens import Scope
 from ferry.identity.service import Principal, allowed_actions
+from ferry.identity.throttle import LoginThrottled
 from ferry.names import parse_image_name
 from ferry.state import state
 
@@ -166,8 +167,17 @@ async def token_endpoint(request: web.Request) -> web.Response:
         scopes = [str(form.get("scope", ""))]
     principal: Principal | None = None
     if credentials is not None:
-        async with app_state.db.read() as session:
-            principal = await authenticate_basic(session, app_state.settings.region, *credentials)
+
+        async def login() -> Principal | None:
+            async with app_state.db.read() as session:
+                return await authenticate_basic(session, app_state.settings.region, *credentials)
+
+        identity, address = basic_identity(credentials[0]), app_state.client_address(request)
+        try:
+            principal = await app_state.login_throttle.attempt(identity, address, login)
+        except LoginThrottled as throttled:
+            headers = {"Retry-After": str(throttled.retry_after)}
+            raise OCIError(429, "TOOMANYREQUESTS", str(throttled), headers=headers) from None
         if principal is None:
             raise OCIError(
                 401,
