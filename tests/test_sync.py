@@ -22,6 +22,7 @@ from huaweicloudsdkswr.v2 import (
     CreateRepoTagRequestBody,
     DeleteImageSyncRepoRequest,
     DeleteImageSyncRepoRequestBody,
+    DeleteNamespacesRequest,
     DeleteRepoTagRequest,
     ListImageAutoSyncReposDetailsRequest,
     ListSyncRegionsRequest,
@@ -426,17 +427,26 @@ def test_layer_bigger_than_a_chunk_arrives_intact(a: FerryServer, b: FerryServer
     assert response.content == image.blob(layer.digest)
 
 
-def test_missing_target_organization_fails_the_job_with_a_message(
+def test_missing_target_organization_refuses_the_sync_with_a_message(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a)
+    org = orgs(a, b)
     image = image_layout(tmp_path / "img", [("t7-missing", 5_000)])
     push_image(a, image, f"{org}/app", "v1")
-    assert manual_sync(a, org, "app", ["v1"], B, org) == []
-    job = wait_job(a, org, "app", "v1")
+    # Missing there when asked: the manual sync is refused at once and records nothing.
+    absent = unique("absent")
+    error = sdk_error(lambda: manual_sync(a, org, "app", ["v1"], B, absent))
+    assert (error.status_code, error.error_code) == (404, "SVCSTG.SWR.4040058"), error.error_msg
+    assert absent in error.error_msg and B in error.error_msg
+    assert jobs(a, org, "app") == []
+    # Gone by the time the job runs: the job ends failed, saying so.
+    assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
+    sdk(b).delete_namespaces(DeleteNamespacesRequest(namespace=org))
+    push_image(a, image, f"{org}/app", "v2")
+    job = wait_job(a, org, "app", "v2")
     assert job["status"] == "failed", job
-    assert org in job["message"], job["message"]
-    assert tag_digest_or_error(b, f"{org}/app", "v1") != image.digest
+    assert org in job["message"] and "refused" in job["message"], job["message"]
+    assert tag_digest_or_error(b, f"{org}/app", "v2") != image.digest
 
 
 # 6 ---------------------------------------------------------------------------------------------

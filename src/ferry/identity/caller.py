@@ -21,6 +21,9 @@ class Caller:
     is_admin: bool = False
     # Repository name -> actions the registry token granted.
     grants: dict[str, frozenset[str]] = field(default_factory=dict)
+    # A peer region's sync names the user it copies for: the caller may then do only what both
+    # it and that user may (see identity.service.acting_principal).
+    acting: Caller | None = None
 
     @property
     def anonymous(self) -> bool:

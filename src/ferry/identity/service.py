@@ -131,8 +131,38 @@ async def allowed_actions(
     return frozenset(actions)
 
 
+async def acting_principal(session: AsyncSession, account_name: str, user_name: str) -> Principal | None:
+    """The user a peer region's sync acts for, matched by account and user name.
+
+    Identities are matched across regions by name, as Huawei Cloud's IAM identities are global:
+    a rule's owner is this region's user of the same name in the account of the same name.
+    """
+    user = await session.scalar(
+        select(User)
+        .join(Account, Account.id == User.account_id)
+        .where(User.name == user_name, Account.name == account_name)
+    )
+    return _principal(user) if user else None
+
+
+async def allowed_actions_acting(
+    session: AsyncSession, principal: Principal | None, actor: Principal | None, image: ImageName
+) -> frozenset[str]:
+    """What a credential acting for `actor` may do: only what both may (nothing without actor)."""
+    own = await allowed_actions(session, principal, image)
+    return own & await allowed_actions(session, actor, image) if own else own
+
+
 async def readable_organization_ids(session: AsyncSession, caller: Caller) -> list[int] | None:
     """Organizations whose every repository the caller may read; None means all of an account."""
+    ids = await _readable_organization_ids(session, caller)
+    if caller.acting is None or not ids:
+        return ids
+    theirs = set(await _readable_organization_ids(session, caller.acting) or [])
+    return [i for i in ids if i in theirs]
+
+
+async def _readable_organization_ids(session: AsyncSession, caller: Caller) -> list[int] | None:
     if caller.user_id is None:
         return []
     rows = await session.scalars(

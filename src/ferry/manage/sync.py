@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.errors import SWRError, swr_bad_request
+from ferry.errors import SWRError, swr_bad_request, swr_forbidden
 from ferry.identity.organizations import account_of
+from ferry.identity.service import Principal
 from ferry.manage.access import EDIT, MANAGE, READ, repository_for
 from ferry.manage.auth import principal_of
 from ferry.manage.operations import (
@@ -22,10 +22,11 @@ from ferry.manage.operations import (
     repository_param,
 )
 from ferry.manage.schemas import rfc3339
-from ferry.metadata.models import SyncJob, SyncRule
+from ferry.metadata.models import Repository, SyncJob, SyncRule
 from ferry.names import is_organization, is_tag
 from ferry.state import AppState, state
 from ferry.sync import rules
+from ferry.sync.authorization import SyncRefused, actor_of, check_target, may_configure_rules
 from ferry.sync.peer_client import PeerError
 from ferry.sync.triggers import Operator, Target
 
@@ -114,21 +115,43 @@ def _check_target(app: AppState, region: str, namespace: str) -> None:
         raise swr_bad_request(f"invalid remoteNamespace {namespace!r}", "SVCSTG.SWR.4001028")
 
 
-async def _check_remote_organization(app: AppState, region: str, namespace: str) -> None:
-    client = app.peer_clients[region]
+async def _check_target_region(
+    app: AppState, principal: Principal, target: SyncTarget, repository: str, *, unreachable_ok: bool = False
+) -> None:
+    """The target region must let the caller push there (sync/authorization.py).
+
+    Unreachable: a rule is not stored (500), a manual sync queues its jobs, which check again.
+    """
+    region, namespace = target.remote_region_id, target.remote_namespace
+    async with app.db.read() as session:
+        actor = await actor_of(session, principal)
     try:
-        response = await client.manage("GET", f"/v2/manage/namespaces/{quote(namespace, safe='')}")
+        await check_target(app.peer_clients[region], actor, namespace, repository)
+    except SyncRefused as refused:
+        raise SWRError(404, "SVCSTG.SWR.4040058", str(refused)) from None
     except PeerError as error:
-        raise SWRError(500, "SVCSTG.SWR.5000046", f"cannot check the target organization: {error}") from None
-    if response.status == 404:
-        raise SWRError(404, "SVCSTG.SWR.4040058", f"organization '{namespace}' not found in region {region}")
-    if response.status != 200:
+        if unreachable_ok and error.retryable:
+            return
         raise SWRError(
             500,
             "SVCSTG.SWR.5000046",
-            f"region {region} refused the check of organization '{namespace}' "
-            f"({response.status}); check the peer credential configured for {region}",
+            f"cannot check the target organization in region {region}: {error}; "
+            f"check that {region} is up and the peer credential configured for it",
+        ) from None
+
+
+async def _rule_repository(
+    session: AsyncSession, principal: Principal, namespace: str, name: str
+) -> Repository:
+    """The source repository, when the caller may configure automatic sync on it (SWR: only the
+    account's administrators)."""
+    visible, repository = await repository_for(session, principal, namespace, name, MANAGE)
+    if not may_configure_rules(principal, visible.organization):
+        raise swr_forbidden(
+            f"Insufficient permissions: only administrators of the account owning organization "
+            f"'{namespace}' may configure automatic sync"
         )
+    return repository
 
 
 @operation(
@@ -140,10 +163,10 @@ async def create_sync_rule(request: web.Request) -> web.Response:
     app, principal = state(request), principal_of(request)
     _check_target(app, body.remote_region_id, body.remote_namespace)
     async with app.db.read() as session:
-        await repository_for(session, principal, namespace, name, MANAGE)
-    await _check_remote_organization(app, body.remote_region_id, body.remote_namespace)
+        await _rule_repository(session, principal, namespace, name)
+    await _check_target_region(app, principal, body, name)
     async with app.db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, MANAGE)
+        repo = await _rule_repository(session, principal, namespace, name)
         await rules.upsert_rule(
             session,
             repo,
@@ -187,7 +210,7 @@ async def delete_sync_rule(request: web.Request) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, DeleteSyncRuleBody)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal_of(request), namespace, name, MANAGE)
+        repo = await _rule_repository(session, principal_of(request), namespace, name)
         rule = await rules.find_rule(session, repo.id, body.remote_region_id, body.remote_namespace)
         if rule is None:
             raise SWRError(
@@ -212,7 +235,10 @@ async def manual_sync(request: web.Request) -> web.Response:
         raise swr_bad_request(f"invalid image tag {bad[0]!r}", "SVCSTG.SWR.4009021")
     app, principal = state(request), principal_of(request)
     _check_target(app, body.remote_region_id, body.remote_namespace)
-    target = Target(body.remote_region_id, body.remote_namespace, body.override)
+    async with app.db.read() as session:
+        await repository_for(session, principal, namespace, name, EDIT)
+    await _check_target_region(app, principal, body, name, unreachable_ok=True)
+    target = Target(body.remote_region_id, body.remote_namespace, body.override, principal.user_id)
     async with app.db.write() as session:
         _, repo = await repository_for(session, principal, namespace, name, EDIT)
         operator = Operator(str(principal.user_id), principal.name)

@@ -215,6 +215,9 @@ class SyncJob(Base):
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     operator_id: Mapped[str] = mapped_column(String(64), default="")
     operator_name: Mapped[str] = mapped_column(String(64), default="")
+    # Whose rights the copy uses, here and in the target region: the rule's owner for an
+    # automatic job, the caller for a manual one (the operator is who pushed or asked).
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     message: Mapped[str] = mapped_column(String(2048), default="")
     bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.errors import OCIError
 from ferry.identity.caller import ANONYMOUS, Caller
 from ferry.identity.login import authenticate_basic, basic_identity
 from ferry.identity.registry_tokens import Scope
-from ferry.identity.service import Principal, allowed_actions
+from ferry.identity.service import Principal, acting_principal, allowed_actions, allowed_actions_acting
 from ferry.identity.throttle import LoginThrottled
 from ferry.names import parse_image_name
 from ferry.state import state
@@ -75,11 +76,18 @@ async def _mount_source_to_challenge(request: web.Request, caller: Caller) -> st
     image = parse_image_name(source)
     if image is None or caller.may(source, "pull"):
         return None
-    assert caller.user_id is not None and caller.account_id is not None
-    principal = Principal(caller.user_id, caller.name, caller.account_id, caller.is_admin)
     async with state(request).db.read() as session:
-        allowed = await allowed_actions(session, principal, image)
+        principal = _principal_of(caller)
+        actor = _principal_of(caller.acting) if caller.acting else None
+        if actor is None:
+            allowed = await allowed_actions(session, principal, image)
+        else:
+            allowed = await allowed_actions_acting(session, principal, actor, image)
     return source if "pull" in allowed else None
+
+
+def _principal_of(caller: Caller) -> Principal:
+    return Principal(caller.user_id or 0, caller.name, caller.account_id or 0, caller.is_admin)
 
 
 def _bearer_caller(request: web.Request) -> Caller | None:
@@ -96,7 +104,13 @@ def _bearer_caller(request: web.Request) -> Caller | None:
             grants[entry["name"]] = grants.get(entry["name"], frozenset()) | set(entry["actions"])
     if claims.get("uid") is None:
         return Caller(user_id=None, name="anonymous", grants=grants)
-    return Caller(claims["uid"], claims["sub"], claims.get("acct"), bool(claims.get("adm")), grants)
+    acting = claims.get("act")
+    actor = None
+    if isinstance(acting, dict):
+        actor = Caller(
+            acting.get("uid") or 0, str(acting.get("sub", "")), acting.get("acct"), bool(acting.get("adm"))
+        )
+    return Caller(claims["uid"], claims["sub"], claims.get("acct"), bool(claims.get("adm")), grants, actor)
 
 
 def _challenge(
@@ -156,39 +170,35 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
 
 
 async def token_endpoint(request: web.Request) -> web.Response:
-    """Docker token protocol: GET with Basic auth, or the OAuth2 password grant by POST."""
+    """Docker token protocol: GET with Basic auth, or the OAuth2 password grant by POST.
+
+    A peer region's sync also names whom it copies for (`acting_account`, `acting_user`); the
+    token then grants only what both the credential and that user may do here.
+    """
     app_state = state(request)
     credentials = _basic_credentials(request)
+    params: Mapping[str, str] = request.query
     scopes = request.query.getall("scope", [])
     if request.method == "POST":
         form = await request.post()
+        params = {key: str(value) for key, value in form.items()}
         if form.get("grant_type") == "password":
-            credentials = (str(form.get("username", "")), str(form.get("password", "")))
-        scopes = [str(form.get("scope", ""))]
-    principal: Principal | None = None
-    if credentials is not None:
-
-        async def login() -> Principal | None:
-            async with app_state.db.read() as session:
-                return await authenticate_basic(session, app_state.settings.region, *credentials)
-
-        identity, address = basic_identity(credentials[0]), app_state.client_address(request)
-        try:
-            principal = await app_state.login_throttle.attempt(identity, address, login)
-        except LoginThrottled as throttled:
-            headers = {"Retry-After": str(throttled.retry_after)}
-            raise OCIError(429, "TOOMANYREQUESTS", str(throttled), headers=headers) from None
-        if principal is None:
-            raise OCIError(
-                401,
-                "UNAUTHORIZED",
-                "incorrect username or password",
-                headers={"WWW-Authenticate": f'Basic realm="{app_state.settings.region}"'},
-            )
-    access = await _grant(app_state, principal, scopes)
+            credentials = (params.get("username", ""), params.get("password", ""))
+        scopes = [params.get("scope", "")]
+    principal = await _authenticate(request, credentials) if credentials is not None else None
+    async with app_state.db.read() as session:
+        actor = await _actor(session, principal, params)
+        access = await _grant(session, principal, actor, scopes)
     extra: dict[str, Any] = {}
     if principal is not None:
         extra = {"uid": principal.user_id, "acct": principal.account_id, "adm": principal.is_admin}
+    if actor is not None:
+        extra["act"] = {
+            "uid": actor.user_id,
+            "sub": actor.name,
+            "acct": actor.account_id,
+            "adm": actor.is_admin,
+        }
     subject = principal.name if principal else ANONYMOUS.name
     token, issued, ttl = app_state.registry_tokens.issue(subject, access, extra)
     issued_at = datetime.fromtimestamp(issued, UTC).isoformat().replace("+00:00", "Z")
@@ -196,20 +206,59 @@ async def token_endpoint(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _grant(app_state: Any, principal: Principal | None, scopes: list[str]) -> list[dict[str, Any]]:
+async def _authenticate(request: web.Request, credentials: tuple[str, str]) -> Principal:
+    app_state = state(request)
+
+    async def login() -> Principal | None:
+        async with app_state.db.read() as session:
+            return await authenticate_basic(session, app_state.settings.region, *credentials)
+
+    identity, address = basic_identity(credentials[0]), app_state.client_address(request)
+    try:
+        principal = await app_state.login_throttle.attempt(identity, address, login)
+    except LoginThrottled as throttled:
+        headers = {"Retry-After": str(throttled.retry_after)}
+        raise OCIError(429, "TOOMANYREQUESTS", str(throttled), headers=headers) from None
+    if principal is None:
+        raise OCIError(
+            401,
+            "UNAUTHORIZED",
+            "incorrect username or password",
+            headers={"WWW-Authenticate": f'Basic realm="{app_state.settings.region}"'},
+        )
+    return principal
+
+
+async def _actor(
+    session: AsyncSession, principal: Principal | None, params: Mapping[str, str]
+) -> Principal | None:
+    """The user a signed-in peer says it acts for; a Principal that may do nothing when unknown."""
+    account, user = params.get("acting_account"), params.get("acting_user")
+    if principal is None or not (account or user):
+        return None
+    found = await acting_principal(session, account or "", user or "")
+    # Unknown here: a principal no organization knows, so the intersection grants nothing.
+    return found or Principal(user_id=0, name=user or "", account_id=0, is_admin=False)
+
+
+async def _grant(
+    session: AsyncSession, principal: Principal | None, actor: Principal | None, scopes: list[str]
+) -> list[dict[str, Any]]:
     access: list[dict[str, Any]] = []
-    async with app_state.db.read() as session:
-        for text in (s for raw in scopes for s in raw.split(" ") if s):
-            scope = Scope.parse(text)
-            if scope is None:
-                continue
-            if scope.type == "registry" and scope.name == "catalog":
-                access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
-                continue
-            image = parse_image_name(scope.name)
-            if scope.type != "repository" or image is None:
-                continue
-            wanted = set(REPOSITORY_ACTIONS if "*" in scope.actions else scope.actions)
-            granted = wanted & await allowed_actions(session, principal, image)
-            access.append({"type": "repository", "name": scope.name, "actions": sorted(granted)})
+    for text in (s for raw in scopes for s in raw.split(" ") if s):
+        scope = Scope.parse(text)
+        if scope is None:
+            continue
+        if scope.type == "registry" and scope.name == "catalog":
+            access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+            continue
+        image = parse_image_name(scope.name)
+        if scope.type != "repository" or image is None:
+            continue
+        wanted = set(REPOSITORY_ACTIONS if "*" in scope.actions else scope.actions)
+        if actor is None:
+            allowed = await allowed_actions(session, principal, image)
+        else:
+            allowed = await allowed_actions_acting(session, principal, actor, image)
+        access.append({"type": "repository", "name": scope.name, "actions": sorted(wanted & allowed)})
     return access

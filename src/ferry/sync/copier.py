@@ -19,7 +19,8 @@ from ferry.images.manifest_format import parse_manifest
 from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Manifest, SyncJob, Tag
 from ferry.storage import BlobStore
-from ferry.sync.peer_client import PeerClient, PeerError, PeerResponse, error_text
+from ferry.sync.authorization import SyncRefused, check_target, job_actor
+from ferry.sync.peer_client import Actor, PeerClient, PeerError, PeerResponse, error_text
 from ferry.sync.queue import JobQueue, Outcome
 
 # Blobs of one manifest copied at once: round trips to the peer overlap instead of adding up.
@@ -34,12 +35,26 @@ class Context:
     client: PeerClient
     repository_id: int
     target: str
+    actor: Actor
     sent: int = 0
     skipped: int = 0
     mounted: int = 0
     manifests_done: set[str] = field(default_factory=set)
     blobs_done: set[str] = field(default_factory=set)
     referrers_copied: int = 0
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | AsyncIterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PeerResponse:
+        """One registry call to the target repository, with the rights of the job's actor."""
+        return await self.client.registry(
+            method, url, self.target, data=data, headers=headers, actor=self.actor
+        )
 
 
 async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
@@ -72,7 +87,13 @@ class Copier:
         if digest is None or job.repository_id is None:
             source = f"{job.namespace}/{job.repo_name}:{job.tag}"
             return Outcome("cancel", f"{source} no longer exists at the source; nothing copied"), None
-        ctx = Context(job, client, job.repository_id, f"{job.remote_namespace}/{job.repo_name}")
+        # Rights can change after the rule was made: checked here, and by the target, every run.
+        try:
+            actor = await job_actor(self.db, job)
+            await check_target(client, actor, job.remote_namespace, job.repo_name)
+        except SyncRefused as refused:
+            return Outcome("failed", f"refused: {refused}; nothing copied"), None
+        ctx = Context(job, client, job.repository_id, f"{job.remote_namespace}/{job.repo_name}", actor)
         # The tag and the manifest by digest are asked about together: one round trip, not two.
         current, present = await _both(self._target_digest(ctx, job.tag), self._target_digest(ctx, digest))
         where = f"{ctx.target}:{job.tag} in {job.remote_region_id}"
@@ -134,8 +155,8 @@ class Copier:
                 "application/vnd.docker.distribution.manifest.v2+json",
             ]
         )
-        response = await ctx.client.registry(
-            "HEAD", f"/v2/{ctx.target}/manifests/{reference}", ctx.target, headers={"Accept": accept}
+        response = await ctx.call(
+            "HEAD", f"/v2/{ctx.target}/manifests/{reference}", headers={"Accept": accept}
         )
         if response.status == 404:
             return None
@@ -189,10 +210,9 @@ class Copier:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _put_manifest(self, ctx: Context, reference: str, payload: bytes, media_type: str) -> None:
-        response = await ctx.client.registry(
+        response = await ctx.call(
             "PUT",
             f"/v2/{ctx.target}/manifests/{reference}",
-            ctx.target,
             data=payload,
             headers={"Content-Type": media_type},
         )
@@ -225,15 +245,15 @@ class Copier:
         if digest in ctx.blobs_done:
             return
         ctx.blobs_done.add(digest)
-        client, target = ctx.client, ctx.target
-        head = await client.registry("HEAD", f"/v2/{target}/blobs/{digest}", target)
+        target = ctx.target
+        head = await ctx.call("HEAD", f"/v2/{target}/blobs/{digest}")
         if head.status == 200:
             ctx.skipped += 1
             return
         location = await self._resumable_location(ctx, digest)
         fresh = location is None
         if location is None:
-            started = await client.registry("POST", f"/v2/{target}/blobs/uploads/?mount={digest}", target)
+            started = await ctx.call("POST", f"/v2/{target}/blobs/uploads/?mount={digest}")
             if started.status == 201:
                 ctx.mounted += 1
                 return
@@ -247,7 +267,7 @@ class Copier:
         saved = await self.queue.transfer(ctx.job.id, digest)
         if saved is None:
             return None
-        status = await ctx.client.registry("GET", saved.location, ctx.target)
+        status = await ctx.call("GET", saved.location)
         if status.status != 204:
             await self.queue.drop_transfer(ctx.job.id, digest)
             return None
@@ -261,7 +281,6 @@ class Copier:
         return int(size)
 
     async def _upload(self, ctx: Context, digest: str, location: str, fresh: bool) -> None:
-        client, target = ctx.client, ctx.target
         size = await self._blob_size(digest)
         # A session the peer just opened holds nothing yet; only a resumed one needs asking.
         offset = 0 if fresh else await self._acknowledged(ctx, location)
@@ -272,10 +291,9 @@ class Copier:
         mismatches = 0
         while offset < size:
             end = min(offset + self.chunk_bytes, size)
-            response = await client.registry(
+            response = await ctx.call(
                 "PATCH",
                 location,
-                target,
                 data=self.store.read(digest, offset, end),
                 headers={
                     "Content-Type": "application/octet-stream",
@@ -300,7 +318,7 @@ class Copier:
         await self.queue.drop_transfer(ctx.job.id, digest)
 
     async def _acknowledged(self, ctx: Context, location: str) -> int:
-        response = await ctx.client.registry("GET", location, ctx.target)
+        response = await ctx.call("GET", location)
         if response.status != 204:
             return 0
         _, _, end = response.headers.get("Range", "0-0").partition("-")
@@ -311,12 +329,6 @@ class Copier:
     ) -> None:
         separator = "&" if "?" in location else "?"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        response = await ctx.client.registry(
-            "PUT",
-            f"{location}{separator}digest={digest}",
-            ctx.target,
-            data=body,
-            headers=headers,
-        )
+        response = await ctx.call("PUT", f"{location}{separator}digest={digest}", data=body, headers=headers)
         if response.status != 201:
             raise refused(f"finishing the upload of {digest}", response)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import aiohttp
+import jwt
 from yarl import URL
 
 from ferry.config import Peer
@@ -32,6 +33,18 @@ class PeerError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Whom a sync copies for. The peer is told, so that it grants only what this user may do
+    there (Ferry peers intersect the credential's rights with the user's of the same name)."""
+
+    account: str
+    user: str
+
+    def __str__(self) -> str:
+        return f"user {self.user} (account {self.account})"
 
 
 @dataclass
@@ -66,12 +79,34 @@ def error_text(body: bytes) -> str:
     return body[:200].decode(errors="replace")
 
 
+def _is_challenge(response: aiohttp.ClientResponse) -> bool:
+    """401, or 403 with a Bearer challenge: a token (or a wider one) may help."""
+    return response.status == 401 or response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+
+
+def _granted(token: str, repository: str) -> frozenset[str] | None:
+    """The actions a Docker-token JWT grants on `repository` (its `access` claim), if it is one."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    entries = claims.get("access")
+    if not isinstance(entries, list):
+        return None
+    actions: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("type") == "repository" and entry.get("name") == repository:
+            actions |= {str(a) for a in entry.get("actions") or []}
+    return frozenset(actions)
+
+
 class PeerClient:
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.base = peer.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[tuple[str, Actor | None], str] = {}
+        self._challenge: str | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -103,20 +138,23 @@ class PeerClient:
         data: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         read_body: bool = True,
+        actor: Actor | None = None,
     ) -> PeerResponse:
-        """One registry call with a bearer token for `repository`; 5xx/429/network errors raise."""
+        """One registry call with a bearer token for `repository` (acting for `actor`);
+        5xx/429/507 and network errors raise."""
         for attempt in range(2):
             request_headers = dict(headers or {})
-            if repository in self._tokens:
-                request_headers["Authorization"] = f"Bearer {self._tokens[repository]}"
+            if (token := self._tokens.get((repository, actor))) is not None:
+                request_headers["Authorization"] = f"Bearer {token}"
             try:
                 async with self.session.request(
                     method, self.url(url), data=data, headers=request_headers
                 ) as response:
                     body = await response.read() if read_body else b""
                     result = PeerResponse(response.status, dict(response.headers), body)
-                    if response.status == 401 and attempt == 0:
-                        await self._authenticate(repository, response.headers.get("WWW-Authenticate", ""))
+                    if response.status in (401, 403) and attempt == 0 and _is_challenge(response):
+                        challenge = response.headers.get("WWW-Authenticate", "")
+                        await self._authenticate(repository, challenge, actor)
                         if isinstance(data, AsyncIterable):
                             # A consumed stream cannot be replayed: the job retries with the token.
                             raise PeerError("authentication renewed", retryable=True, retry_after=0)
@@ -136,7 +174,26 @@ class PeerClient:
                 status=response.status,
             )
 
-    async def _authenticate(self, repository: str, challenge: str) -> None:
+    async def authorize(self, repository: str, actor: Actor) -> frozenset[str] | None:
+        """A fresh token for `repository` acting for `actor`; the actions the peer granted.
+
+        None when the peer does not say (no auth at all, or an opaque token): the copy then
+        learns from the peer's answers.
+        """
+        if self._challenge is None:
+            try:
+                async with self.session.get(self.url("/v2/")) as response:
+                    await response.read()
+                    self._raise_for_retryable(PeerResponse(response.status, dict(response.headers), b""))
+                    if response.status != 401:
+                        return None
+                    self._challenge = response.headers.get("WWW-Authenticate", "")
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
+        token = await self._authenticate(repository, self._challenge, actor)
+        return _granted(token, repository)
+
+    async def _authenticate(self, repository: str, challenge: str, actor: Actor | None = None) -> str:
         scheme, _, params = challenge.partition(" ")
         if scheme.lower() != "bearer":
             raise PeerError(
@@ -144,6 +201,8 @@ class PeerClient:
             )
         values = dict(re.findall(r'(\w+)="([^"]*)"', params))
         query = {"service": values.get("service", ""), "scope": f"repository:{repository}:pull,push"}
+        if actor is not None:
+            query |= {"acting_account": actor.account, "acting_user": actor.user}
         realm = values.get("realm", self.base + "/v2/token")
         try:
             async with self.session.get(f"{realm}?{urlencode(query)}", auth=self._basic()) as response:
@@ -158,7 +217,9 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
         document = json.loads(body)
-        self._tokens[repository] = str(document.get("token") or document.get("access_token"))
+        token = str(document.get("token") or document.get("access_token"))
+        self._tokens[(repository, actor)] = token
+        return token
 
     # Management side
 

@@ -35,6 +35,9 @@ class Target:
     region: str
     namespace: str
     override: bool
+    # The user whose rights the copy uses (sync/authorization.py): the rule's owner, or the
+    # caller of a manual sync.
+    actor_id: int | None
 
 
 async def enqueue(
@@ -53,6 +56,8 @@ async def enqueue(
             SyncJob.remote_namespace == target.namespace,
             SyncJob.tag == tag,
             SyncJob.status == "waiting",
+            # Only a job acting for the same user stands in: another's might be refused.
+            SyncJob.actor_id.is_(None) if target.actor_id is None else SyncJob.actor_id == target.actor_id,
         )
     )
     if waiting is not None:
@@ -72,6 +77,7 @@ async def enqueue(
         trigger=trigger,
         operator_id=operator.id,
         operator_name=operator.name,
+        actor_id=target.actor_id,
     )
     session.add(job)
     await session.flush()
@@ -86,8 +92,11 @@ async def auto_rules(session: AsyncSession, repository_id: int) -> list[SyncRule
 
 async def tag_moved(session: AsyncSession, repository: Repository, tag: str, operator: Operator) -> None:
     for rule in await auto_rules(session, repository.id):
-        target = Target(rule.remote_region_id, rule.remote_namespace, rule.override)
-        await enqueue(session, repository, tag, target, "auto", operator)
+        await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
+
+
+def rule_target(rule: SyncRule) -> Target:
+    return Target(rule.remote_region_id, rule.remote_namespace, rule.override, rule.creator_id)
 
 
 async def referrer_added(
@@ -120,5 +129,4 @@ async def referrer_added(
     )
     for tag in list(tags):
         for rule in rules:
-            target = Target(rule.remote_region_id, rule.remote_namespace, rule.override)
-            await enqueue(session, repository, tag, target, "auto", operator)
+            await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
