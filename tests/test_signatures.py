@@ -37,7 +37,7 @@ from huaweicloudsdkswr.v2 import (
 from ferry.config import Settings
 from ferry.identity import signing
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, make_regions
-from tests.support.server import FerryServer
+from tests.support.server import FerryServer, free_port
 
 SDK_DATE = "%Y%m%dT%H%M%SZ"
 USER_AGENT = "huaweicloud-usdk-python/3.0; os/Linux; python/3.11 impl/CPython; app/ferry-tests"
@@ -608,6 +608,39 @@ def test_host_and_date_must_be_signed(ferry_server: FerryServer, key: Key, left_
     sent = signed_with(key, "GET", ferry_server.host, "/v2/manage/namespaces", b"", headers, names)
     response = requests.get(f"{ferry_server.url}/v2/manage/namespaces", headers=sent, timeout=30)
     assert_refused(response, f"SignedHeaders must include {left_out}")
+
+
+def test_a_go_sdk_style_signature_is_bound_to_the_region_by_its_project(tmp_path: Path) -> None:
+    """The Go SDK signs no host, but X-Project-Id: a project is one account in one region."""
+    servers = [
+        FerryServer(
+            tmp_path / region,
+            free_port(),
+            env={
+                "FERRY_REGION": region,
+                "FERRY_ADMIN_ACCESS_KEY": ACCESS_KEY,
+                "FERRY_ADMIN_SECRET_KEY": SECRET_KEY,
+            },
+        ).start()
+        for region in ("cn-north-4", "cn-east-3")
+    ]
+    try:
+        a, b = servers
+        key = create_key(a)  # only to learn A's project id
+        name = unique("gostyle")
+        body = json.dumps({"namespace": name}).encode()
+        headers = {"User-Agent": "huaweicloud-usdk-go/3.0", "X-Project-Id": key.project_id}
+        names = ("user-agent", "x-project-id", "x-sdk-date")
+        shared = Key(ACCESS_KEY, SECRET_KEY, key.project_id)
+        sent = signed_with(shared, "POST", a.host, "/v2/manage/namespaces", body, headers, names)
+        sent.pop("host")
+        response = requests.post(f"{b.url}/v2/manage/namespaces", data=body, headers=sent, timeout=30)
+        assert_refused(response, "signed for another project")
+        response = requests.post(f"{a.url}/v2/manage/namespaces", data=body, headers=sent, timeout=30)
+        assert response.status_code == 201, response.text
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def test_which_hosts_a_region_calls_its_own() -> None:

@@ -19,9 +19,11 @@ DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_SKEW = timedelta(minutes=15)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CONTENT_SHA256 = "x-sdk-content-sha256"
-# What a signature must cover: where it was sent and when. Without the host a request signed for
-# one region replays against another that shares the key; without the date, forever.
-REQUIRED_SIGNED = ("host", "x-sdk-date")
+# What a signature must cover: when it was made, and where it was meant to go. The Python SDK
+# signs the host; the Go SDK signs no host but the project, which is one account in one region.
+# Without either, a request signed for one region replays against another that shares the key;
+# without the date, forever.
+REGION_BINDING = ("host", "x-project-id")
 _AUTHORIZATION_RE = re.compile(
     r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]{64})$"
 )
@@ -103,12 +105,20 @@ def signature(secret_key: str, sdk_date: str, canonical: str) -> str:
 def check_coverage(
     auth: SignedAuthorization, headers: dict[str, str], own_host: Callable[[str], bool]
 ) -> None:
-    """The signature must cover the host and the date, and the host must be this region's."""
-    missing = [name for name in REQUIRED_SIGNED if name not in auth.signed_headers]
-    if missing:
-        raise SignatureError(f"verify aksk signature fail: SignedHeaders must include {', '.join(missing)}")
-    if not own_host(headers.get("host", "")):
+    """The signature must cover the date and the host or the project; a signed host must be this
+    region's (the project is checked once the key's account is known: `check_project`)."""
+    if "x-sdk-date" not in auth.signed_headers:
+        raise SignatureError("verify aksk signature fail: SignedHeaders must include x-sdk-date")
+    if not any(name in auth.signed_headers for name in REGION_BINDING):
+        raise SignatureError("verify aksk signature fail: SignedHeaders must include host or x-project-id")
+    if "host" in auth.signed_headers and not own_host(headers.get("host", "")):
         raise SignatureError("verify aksk signature fail: the request was signed for another host")
+
+
+def check_project(auth: SignedAuthorization, headers: dict[str, str], project_id: str) -> None:
+    """A signed X-Project-Id must be the key's account's project in this region."""
+    if "x-project-id" in auth.signed_headers and headers.get("x-project-id", "").strip() != project_id:
+        raise SignatureError("verify aksk signature fail: the request was signed for another project")
 
 
 def verify(

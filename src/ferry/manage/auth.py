@@ -11,6 +11,7 @@ from ferry.identity import access_keys, signing
 from ferry.identity.iam_tokens import TokenError
 from ferry.identity.service import Principal, principal_by_id
 from ferry.identity.throttle import LoginThrottled, key_identity
+from ferry.metadata.models import Account
 from ferry.state import AppState, state
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,6 +95,11 @@ async def _signed_principal(request: web.Request, authorization: str) -> Princip
     app.login_throttle.succeeded(identity, address)
     async with app.db.read() as session:
         principal = await principal_by_id(session, user_id)
-    if principal is None:
+        account = await session.get(Account, principal.account_id) if principal else None
+    if principal is None or account is None:
         raise swr_unauthorized(_PREFIX + "Get secretKey failed, ak not exist")
+    try:
+        signing.check_project(parsed, headers, account.project_id)
+    except signing.SignatureError as error:
+        raise swr_unauthorized(_PREFIX + str(error)) from None
     return principal
