@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint system-deps bench clean
+.PHONY: run test test-clients lint system-deps bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(VENV)/bin/pytest -q -ra
 	FERRY_TEST_BACKEND=postgres-s3 $(VENV)/bin/pytest -q -ra tests/conformance tests/test_skopeo.py tests/test_oras.py tests/test_crash_safety.py tests/test_auth.py tests/test_sync.py tests/test_sync_faults.py tests/test_sync_authorization.py tests/test_hostile_input.py tests/test_request_bodies.py
+
+# Only the tests that drive real clients and SDKs (also part of `make test`).
+test-clients: $(STAMP) system-deps
+	$(VENV)/bin/pytest -q -ra tests/test_skopeo.py tests/test_oras.py tests/test_swr_sdk.py tests/test_sdk_samples.py tests/test_go_tools.py
 
 clean:
 	rm -rf $(VENV) ferry-data .pytest_cache .mypy_cache .ruff_cache

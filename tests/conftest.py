@@ -32,6 +32,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     """skopeo's blob-info cache and the SWR SDK's application id stay out of the real HOME."""
     home = tmp_path_factory.mktemp("home")
+    # Toolchain caches (Go modules, Maven, built clients) stay in the real home: tests/support/clients.py.
+    os.environ.setdefault("FERRY_TEST_REAL_HOME", os.environ.get("HOME", str(Path.home())))
     os.environ["HOME"] = str(home)
     os.environ["XDG_DATA_HOME"] = str(home / "xdg")
     os.environ["_CONTAINERS_ROOTLESS_UID"] = "0"
