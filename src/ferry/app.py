@@ -104,7 +104,7 @@ def build_state(settings: Settings) -> AppState:
     store = open_store(settings)
     tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
     iam_tokens = IamTokens(settings.resolved_secret_key())
-    peers = {peer.id: PeerClient(peer) for peer in settings.peers if peer.id != settings.region}
+    peers = {peer.id: PeerClient(peer) for peer in settings.peer_regions()}
     return AppState(settings, db, store, Uploads(db, store), tokens, iam_tokens, peers)
 
 

@@ -25,7 +25,6 @@ AccessKey = Annotated[str | None, typer.Option("--ak", envvar="FERRY_AK", help="
 SecretKey = Annotated[str | None, typer.Option("--sk", envvar="FERRY_SK", help="Secret key.")]
 Region = Annotated[str | None, typer.Option(help="Region id in dev.json (default: the first).")]
 DevFile = Annotated[Path, typer.Option("--dev", help="dev.json written by `ferry dev`.")]
-FINAL = frozenset({"success", "existed", "failed", "timeout", "cancel"})
 STATUS_STYLE = {"success": "green", "existed": "cyan", "failed": "red", "timeout": "red", "cancel": "yellow"}
 
 
@@ -207,6 +206,8 @@ def now(
     path = _repo_path(name)
     records = path + "/sync_job?filter=limit%3A%3A200%7Coffset%3A%3A0"
 
+    from ferry.metadata.models import FINAL_STATUSES, JobStatus
+
     async def go() -> int:
         client = _connect(endpoint, ak, sk, region, dev)
         before = {j["id"] for j in (await _call_open(client, "GET", records) or [])}
@@ -234,11 +235,15 @@ def now(
                     and j["remoteNamespace"] == namespace
                 ]
                 live.update(_jobs_table(ours, f"syncing {name} → {to}"))
-                if ours and all(j["status"] in FINAL for j in ours) and {j["tag"] for j in ours} >= wanted:
+                if (
+                    ours
+                    and all(j["status"] in FINAL_STATUSES for j in ours)
+                    and {j["tag"] for j in ours} >= wanted
+                ):
                     break
                 await asyncio.sleep(0.25)
         await client.close()
-        bad = [j for j in ours if j["status"] not in ("success", "existed")]
+        bad = [j for j in ours if j["status"] not in (JobStatus.SUCCESS, JobStatus.EXISTED)]
         return 1 if failed or bad or not wanted <= {j["tag"] for j in ours} else 0
 
     raise typer.Exit(asyncio.run(go()))

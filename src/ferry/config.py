@@ -130,5 +130,9 @@ class Settings(BaseSettings):
         names = _LOOPBACK if self.host.lower() in _LOOPBACK else {self.host.lower()}
         return hosts | _authorities(names, self.port, 80)
 
+    def peer_regions(self) -> list[Peer]:
+        """The other regions: FERRY_PEERS without this region itself (one list may serve all)."""
+        return [peer for peer in self.peers if peer.id != self.region]
+
     def peer(self, region_id: str) -> Peer | None:
         return next((p for p in self.peers if p.id == region_id), None)

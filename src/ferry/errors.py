@@ -1,4 +1,4 @@
-"""Error bodies in one place: the OCI distribution format (SWR's format joins in later)."""
+"""Error bodies in one place: the OCI distribution format and SWR's combined format."""
 
 from __future__ import annotations
 

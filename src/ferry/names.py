@@ -27,6 +27,12 @@ def is_organization(name: str) -> bool:
     return 1 <= len(name) <= 64 and bool(ORGANIZATION_RE.match(name))
 
 
+def is_new_organization_name(name: str) -> bool:
+    """An organization name that may be created: valid and not reserved ("manage" would collide
+    with /v2/manage)."""
+    return is_organization(name) and name not in RESERVED_ORGANIZATIONS
+
+
 def is_repository(name: str) -> bool:
     return 1 <= len(name) <= 128 and bool(REPOSITORY_RE.match(name))
 

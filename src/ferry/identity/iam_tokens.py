@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +54,6 @@ class IamTokens:
         if user is None:
             raise TokenError("token expires")
         changed = user.credentials_changed_at
-        changed = changed if changed.tzinfo else changed.replace(tzinfo=UTC)
         if changed.timestamp() * 1000 > claims["iat_ms"]:
             raise TokenError("token expires: credentials changed since it was issued")
         principal = await principal_by_id(session, user.id)

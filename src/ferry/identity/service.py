@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ferry.identity.caller import ACTIONS_BY_AUTH, MANAGE, Caller
 from ferry.identity.passwords import hash_password, verify_password
 from ferry.metadata.models import Account, Organization, Permission, Repository, User, utcnow
-from ferry.names import ImageName, is_organization
+from ferry.names import ImageName, is_new_organization_name
 
 
 class IdentityError(Exception):
@@ -67,7 +67,7 @@ async def create_user(
 
 
 async def create_organization(session: AsyncSession, creator: Principal, name: str) -> Organization:
-    if not is_organization(name) or name == "manage":
+    if not is_new_organization_name(name):
         raise IdentityError(
             f"invalid organization name {name!r}: 1-64 characters, lowercase letters, digits "
             "and single '.', '_' or '-' separators (or '__'), starting with a letter"

@@ -8,9 +8,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.identity.caller import Caller
 from ferry.identity.service import readable_organization_ids
-from ferry.images.repositories import find_repository, insert_ignore, repository_for_push
+from ferry.images.repositories import find_repository, repository_for_push
 from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Repository, RepositoryBlob, utcnow
+from ferry.metadata.statements import insert_ignore
 from ferry.names import ImageName, parse_image_name
 
 

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.errors import OCIError, name_unknown
 from ferry.metadata.models import Organization, Repository, utcnow
+from ferry.metadata.statements import insert_ignore
 from ferry.names import ImageName
 
 
@@ -52,10 +50,3 @@ async def repository_for_push(session: AsyncSession, image: ImageName, creator: 
     repository = await find_repository(session, image)
     assert repository is not None
     return repository
-
-
-async def insert_ignore(session: AsyncSession, model: type[Any], **values: Any) -> None:
-    """INSERT that does nothing when the row exists, on SQLite and PostgreSQL alike."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    await session.execute(module.insert(model).values(**values).on_conflict_do_nothing())

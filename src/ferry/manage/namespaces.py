@@ -17,7 +17,7 @@ from ferry.manage.operations import (
     parse_filter,
 )
 from ferry.manage.schemas import CreateNamespaceBody, NamespaceAuth, NamespaceList, ShowNamespace, UserAuth
-from ferry.names import is_organization
+from ferry.names import is_new_organization_name
 from ferry.parsing import whole_number
 from ferry.state import state
 
@@ -33,7 +33,7 @@ def _show(visible: orgs.VisibleOrganization) -> ShowNamespace:
 @operation("POST", NS, "Create an organization", status=201, body=CreateNamespaceBody, tag=TAG)
 async def create_namespace(request: web.Request) -> web.Response:
     body = await parse_body(request, CreateNamespaceBody)
-    if not is_organization(body.namespace) or body.namespace == "manage":
+    if not is_new_organization_name(body.namespace):
         raise swr_bad_request(f"invalid organization name {body.namespace!r}", "SVCSTG.SWR.4001028")
     app, principal = state(request), principal_of(request)
     async with app.db.write() as session:

@@ -11,7 +11,6 @@ Category = Literal["app_server", "linux", "framework_app", "database", "lang", "
 
 
 def rfc3339(moment: datetime) -> str:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -105,7 +105,7 @@ class RegionInfo(BaseModel):
 
 
 def _check_target(app: AppState, region: str, namespace: str) -> None:
-    valid = [p.id for p in app.settings.peers if p.id != app.settings.region]
+    valid = [p.id for p in app.settings.peer_regions()]
     if region not in valid:
         names = ", ".join(valid) or "none configured"
         raise swr_bad_request(
@@ -300,7 +300,5 @@ async def list_sync_jobs(request: web.Request) -> web.Response:
 @operation("GET", "/v2/manage/regions", "List regions images can sync to", response=list[RegionInfo], tag=TAG)
 async def list_sync_regions(request: web.Request) -> web.Response:
     settings = state(request).settings
-    regions = [
-        RegionInfo(regionID=p.id, registryURL=p.url) for p in settings.peers if p.id != settings.region
-    ]
+    regions = [RegionInfo(regionID=p.id, registryURL=p.url) for p in settings.peer_regions()]
     return json_response(regions)

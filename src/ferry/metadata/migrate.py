@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -36,15 +35,3 @@ async def upgrade(database: Database) -> None:
             # first migrates and the rest find the schema current.
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)
-
-
-def upgrade_sync(url: str) -> None:
-    database = Database(url)
-
-    async def _go() -> None:
-        try:
-            await upgrade(database)
-        finally:
-            await database.close()
-
-    asyncio.run(_go())

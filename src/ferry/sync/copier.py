@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ferry.images.manifest_format import parse_manifest
 from ferry.metadata.db import Database
-from ferry.metadata.models import Blob, Manifest, SyncJob, Tag
+from ferry.metadata.models import Blob, JobStatus, Manifest, SyncJob, Tag
 from ferry.storage import BlobStore
 from ferry.sync.authorization import SyncRefused, check_target, job_actor
 from ferry.sync.peer_client import Actor, PeerClient, PeerError, PeerResponse, error_text
@@ -86,13 +86,13 @@ class Copier:
         digest = await self._source_digest(job)
         if digest is None or job.repository_id is None:
             source = f"{job.namespace}/{job.repo_name}:{job.tag}"
-            return Outcome("cancel", f"{source} no longer exists at the source; nothing copied"), None
+            return Outcome(JobStatus.CANCEL, f"{source} no longer exists at the source; nothing copied"), None
         # Rights can change after the rule was made: checked here, and by the target, every run.
         try:
             actor = await job_actor(self.db, job)
             await check_target(client, actor, job.remote_namespace, job.repo_name)
         except SyncRefused as refused:
-            return Outcome("failed", f"refused: {refused}; nothing copied"), None
+            return Outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied"), None
         ctx = Context(job, client, job.repository_id, f"{job.remote_namespace}/{job.repo_name}", actor)
         # The tag and the manifest by digest are asked about together: one round trip, not two.
         current, present = await _both(self._target_digest(ctx, job.tag), self._target_digest(ctx, digest))
@@ -101,18 +101,21 @@ class Copier:
             await self._copy_referrers(ctx, await self._tree(ctx.repository_id, digest))
             if ctx.referrers_copied:
                 return self._outcome(
-                    ctx, "success", f"{where} was current; copied {ctx.referrers_copied} referrer(s)", digest
+                    ctx,
+                    JobStatus.SUCCESS,
+                    f"{where} was current; copied {ctx.referrers_copied} referrer(s)",
+                    digest,
                 ), ctx
-            return self._outcome(ctx, "existed", f"{where} already holds {digest}", digest), ctx
+            return self._outcome(ctx, JobStatus.EXISTED, f"{where} already holds {digest}", digest), ctx
         if current is not None and not job.override and current != await self.queue.last_copied(job):
             # Only an image this sync did not put there is protected; its own copies keep updating.
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
-            return self._outcome(ctx, "existed", message, digest), ctx
+            return self._outcome(ctx, JobStatus.EXISTED, message, digest), ctx
         await self._copy_manifest(ctx, digest, tag=job.tag, present=present == digest)
         if await self._target_digest(ctx, job.tag) != digest:
             raise PeerError(f"{where} does not resolve to {digest} after the copy", retryable=True)
         await self._copy_referrers(ctx, sorted(ctx.manifests_done))
-        return self._outcome(ctx, "success", f"copied {digest} to {where}", digest), ctx
+        return self._outcome(ctx, JobStatus.SUCCESS, f"copied {digest} to {where}", digest), ctx
 
     @staticmethod
     def _outcome(ctx: Context, status: str, message: str, digest: str) -> Outcome:

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
-from ferry.metadata.models import SyncJob, SyncTransfer, utcnow
-
-FINAL = frozenset({"success", "existed", "failed", "timeout", "cancel"})
-
-
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from ferry.metadata.models import JobStatus, SyncJob, SyncTransfer, utcnow
 
 
 @dataclass
@@ -43,8 +37,8 @@ class JobQueue:
     async def claim(self) -> SyncJob | None:
         now = utcnow()
         claimable = or_(
-            and_(SyncJob.status == "waiting", SyncJob.next_attempt_at <= now),
-            and_(SyncJob.status == "running", SyncJob.lease_expires_at < now),
+            and_(SyncJob.status == JobStatus.WAITING, SyncJob.next_attempt_at <= now),
+            and_(SyncJob.status == JobStatus.RUNNING, SyncJob.lease_expires_at < now),
         )
         # Idle workers poll, and every claim wakes the other slots: look before taking the single
         # writer (SQLite) or a row lock, so that an empty queue costs a read, not a write.
@@ -58,7 +52,7 @@ class JobQueue:
             for job in await session.scalars(query):
                 if await self._target_busy(session, job, now):
                     continue
-                job.status = "running"
+                job.status = JobStatus.RUNNING
                 job.lease_owner = self.owner
                 job.lease_expires_at = now + self.lease
                 job.attempts += 1
@@ -78,7 +72,7 @@ class JobQueue:
                 SyncJob.remote_region_id == job.remote_region_id,
                 SyncJob.remote_namespace == job.remote_namespace,
                 SyncJob.tag == job.tag,
-                SyncJob.status == "running",
+                SyncJob.status == JobStatus.RUNNING,
                 SyncJob.lease_expires_at >= now,
             )
         )
@@ -89,7 +83,11 @@ class JobQueue:
         async with self.db.write() as session:
             result = await session.execute(
                 update(SyncJob)
-                .where(SyncJob.id == job_id, SyncJob.lease_owner == self.owner, SyncJob.status == "running")
+                .where(
+                    SyncJob.id == job_id,
+                    SyncJob.lease_owner == self.owner,
+                    SyncJob.status == JobStatus.RUNNING,
+                )
                 .values(lease_expires_at=utcnow() + self.lease)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -120,12 +118,14 @@ class JobQueue:
     ) -> str:
         """Puts the job back to waiting with backoff; ends it `timeout` past the deadline."""
         now = utcnow()
-        if now - aware(job.created_at) > timedelta(seconds=deadline_seconds):
+        if now - job.created_at > timedelta(seconds=deadline_seconds):
             await self.finish(
                 job.id,
-                Outcome("timeout", f"gave up after {job.attempts} attempts: {message}", bytes_sent=sent),
+                Outcome(
+                    JobStatus.TIMEOUT, f"gave up after {job.attempts} attempts: {message}", bytes_sent=sent
+                ),
             )
-            return "timeout"
+            return JobStatus.TIMEOUT
         backoff = min(60.0, 0.5 * 2 ** min(job.attempts, 8)) * random.uniform(0.5, 1.0)
         delay = max(backoff, retry_after or 0.0)
         async with self.db.write() as session:
@@ -133,7 +133,7 @@ class JobQueue:
                 update(SyncJob)
                 .where(SyncJob.id == job.id, SyncJob.lease_owner == self.owner)
                 .values(
-                    status="waiting",
+                    status=JobStatus.WAITING,
                     message=f"attempt {job.attempts} failed, retrying: {message}"[:2000],
                     bytes_sent=SyncJob.bytes_sent + sent,
                     next_attempt_at=now + timedelta(seconds=delay),
@@ -142,7 +142,7 @@ class JobQueue:
                     updated_at=now,
                 )
             )
-        return "waiting"
+        return JobStatus.WAITING
 
     async def last_copied(self, job: SyncJob) -> str | None:
         """The digest the last successful copy of this tag to this target left there."""
@@ -155,7 +155,7 @@ class JobQueue:
                     SyncJob.remote_region_id == job.remote_region_id,
                     SyncJob.remote_namespace == job.remote_namespace,
                     SyncJob.tag == job.tag,
-                    SyncJob.status == "success",
+                    SyncJob.status == JobStatus.SUCCESS,
                 )
                 .order_by(SyncJob.id.desc())
                 .limit(1)

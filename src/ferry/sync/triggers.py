@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import JOBS_CREATED
 from ferry.metadata.models import (
+    JobStatus,
     Manifest,
     ManifestReference,
     Organization,
@@ -55,7 +56,7 @@ async def enqueue(
             SyncJob.remote_region_id == target.region,
             SyncJob.remote_namespace == target.namespace,
             SyncJob.tag == tag,
-            SyncJob.status == "waiting",
+            SyncJob.status == JobStatus.WAITING,
             # Only a job acting for the same user stands in: another's might be refused.
             SyncJob.actor_id.is_(None) if target.actor_id is None else SyncJob.actor_id == target.actor_id,
         )

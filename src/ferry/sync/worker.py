@@ -11,7 +11,7 @@ import uuid
 
 from ferry.config import Settings
 from ferry.metadata.db import NOTIFY_CHANNEL, Database
-from ferry.metadata.models import SyncJob
+from ferry.metadata.models import JobStatus, SyncJob
 from ferry.storage import BlobStore
 from ferry.sync.copier import Copier
 from ferry.sync.peer_client import PeerClient, PeerError
@@ -99,7 +99,9 @@ class SyncWorker:
     async def _run(self, job: SyncJob) -> None:
         client = self.clients.get(job.remote_region_id)
         if client is None:
-            await self.queue.finish(job.id, Outcome("failed", f"region {job.remote_region_id} is not a peer"))
+            await self.queue.finish(
+                job.id, Outcome(JobStatus.FAILED, f"region {job.remote_region_id} is not a peer")
+            )
             return
         renewal = asyncio.create_task(self._renew(job.id, asyncio.current_task()))
         try:
@@ -120,7 +122,7 @@ class SyncWorker:
                     job, str(error), error.retry_after, self.settings.sync_retry_seconds, 0
                 )
             else:
-                await self.queue.finish(job.id, Outcome("failed", str(error)))
+                await self.queue.finish(job.id, Outcome(JobStatus.FAILED, str(error)))
         except asyncio.CancelledError:
             # Shutting down: hand the job back now rather than after the lease runs out.
             with contextlib.suppress(Exception):
@@ -161,7 +163,7 @@ async def run_worker(settings: Settings) -> None:
     store = open_store(settings)
     await store.check()
     await upgrade(db)
-    clients = {peer.id: PeerClient(peer) for peer in settings.peers if peer.id != settings.region}
+    clients = {peer.id: PeerClient(peer) for peer in settings.peer_regions()}
     worker = SyncWorker(settings, db, store, clients)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
