@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from ferry.errors import OCIError
+from ferry.identity.caller import Operator
 from ferry.identity.service import (
     IdentityError,
     Principal,
@@ -25,6 +26,7 @@ from ferry.identity.service import (
 )
 from ferry.images import blobs, manifests
 from ferry.images.digests import sha256_digest
+from ferry.images.events import NoTagEvents
 from ferry.images.repositories import find_repository, repository_for_push
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
@@ -39,6 +41,8 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 ALL = frozenset({"pull", "push", "delete"})
+
+ROOT = Operator("", "root")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -313,7 +317,7 @@ async def _image_manifest(uploads: Uploads, image: ImageName, seed: str, **extra
 
 
 async def _put(db: Database, image: ImageName, reference: str, payload: bytes) -> manifests.PutResult:
-    return await manifests.put_manifest(db, image, reference, payload, OCI_MANIFEST, "root")
+    return await manifests.put_manifest(db, NoTagEvents(), image, reference, payload, OCI_MANIFEST, ROOT)
 
 
 async def _get(db: Database, image: ImageName, reference: str) -> manifests.StoredManifest:
@@ -364,7 +368,7 @@ async def test_index_with_missing_child_is_refused(db: Database, image: ImageNam
         }
     ).encode()
     with pytest.raises(OCIError) as refused:
-        await manifests.put_manifest(db, image, "multi", payload, OCI_INDEX, "root")
+        await manifests.put_manifest(db, NoTagEvents(), image, "multi", payload, OCI_INDEX, ROOT)
     assert refused.value.code == "MANIFEST_BLOB_UNKNOWN"
 
 

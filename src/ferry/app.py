@@ -17,14 +17,12 @@ from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.uploads import Uploads
 from ferry.manage.auth import management_auth
 from ferry.manage.routes import add_routes as add_management_routes
-from ferry.metadata.db import Database, DatabaseFull
-from ferry.metadata.migrate import upgrade
+from ferry.metadata.db import DatabaseFull
+from ferry.region import Region, open_region
 from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState, state
-from ferry.storage import StorageFull, open_store
-from ferry.sync.peer_client import PeerClient
-from ferry.sync.worker import SyncWorker
+from ferry.storage import StorageFull
 
 log = logging.getLogger("ferry")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,35 +96,37 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def build_state(settings: Settings) -> AppState:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
-    store = open_store(settings)
-    tokens = RegistryTokens(settings.resolved_secret_key(), settings.region, settings.registry_token_ttl)
-    iam_tokens = IamTokens(settings.resolved_secret_key())
-    peers = {peer.id: PeerClient(peer) for peer in settings.peer_regions()}
-    return AppState(settings, db, store, Uploads(db, store), tokens, iam_tokens, peers)
+def build_state(region: Region) -> AppState:
+    settings = region.settings
+    key = settings.resolved_secret_key()
+    return AppState(
+        settings,
+        region.db,
+        region.store,
+        Uploads(region.db, region.store),
+        RegistryTokens(key, settings.region, settings.registry_token_ttl),
+        IamTokens(key),
+        region.peer_clients,
+        region.tag_events,
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[errors, management_auth, registry_auth], client_max_size=8 * 1024 * 1024
     )
-    app_state = build_state(settings)
-    app[STATE] = app_state
+    region = open_region(settings)
+    app[STATE] = build_state(region)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        await app_state.store.check()
-        await upgrade(app_state.db)
-        await bootstrap_admin(app_state.db, settings)
-        worker = SyncWorker(settings, app_state.db, app_state.store, app_state.peer_clients)
+        await region.prepare()
+        await bootstrap_admin(region.db, settings)
+        worker = region.sync_worker()
         if settings.sync_workers:
             worker.start()
         yield
         await worker.stop()
-        for client in app_state.peer_clients.values():
-            await client.close()
-        await app_state.db.close()
+        await region.close()
 
     app.cleanup_ctx.append(lifecycle)
     # Management routes first: "/v2/manage/..." must never resolve as an image name.

@@ -12,6 +12,7 @@ from ferry.config import Settings
 from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.identity.throttle import LoginThrottle
+from ferry.images.events import TagEvents
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
 from ferry.storage import BlobStore
@@ -27,6 +28,7 @@ class AppState:
     registry_tokens: RegistryTokens
     iam_tokens: IamTokens
     peer_clients: dict[str, PeerClient]
+    tag_events: TagEvents
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def base_url(self, request: web.Request) -> str:

@@ -12,6 +12,18 @@ ACTIONS_BY_AUTH = {
 
 
 @dataclass(frozen=True)
+class Operator:
+    """Who made a change, as sync records name them (`syncOperatorId`, `syncOperatorName`).
+
+    The parties of one request: a registry `Caller` (from its token) or a management
+    `Principal` (from the database); either names its operator through `.operator`.
+    """
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Caller:
     """The authenticated party of one request. user_id None means anonymous."""
 
@@ -28,6 +40,10 @@ class Caller:
     @property
     def anonymous(self) -> bool:
         return self.user_id is None
+
+    @property
+    def operator(self) -> Operator:
+        return Operator(str(self.user_id or ""), self.name)
 
     def may(self, repository: str, action: str) -> bool:
         return action in self.grants.get(repository, frozenset())

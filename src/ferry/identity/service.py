@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.identity.caller import ACTIONS_BY_AUTH, MANAGE, Caller
+from ferry.identity.caller import ACTIONS_BY_AUTH, MANAGE, Caller, Operator
 from ferry.identity.passwords import hash_password, verify_password
 from ferry.metadata.models import Account, Organization, Permission, Repository, User, utcnow
 from ferry.names import ImageName, is_new_organization_name
@@ -19,10 +19,16 @@ class IdentityError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
+    """A user as the database knows it (management API, IAM, sync): see identity.caller."""
+
     user_id: int
     name: str
     account_id: int
     is_admin: bool
+
+    @property
+    def operator(self) -> Operator:
+        return Operator(str(self.user_id), self.name)
 
 
 def _principal(user: User) -> Principal:

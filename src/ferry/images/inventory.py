@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ferry.identity.caller import Operator
+from ferry.images.events import TagEvents
 from ferry.images.manifest_format import INDEX_TYPES
-from ferry.images.manifests import PutResult, set_tag
+from ferry.images.tags import TagMove, move_tag
 from ferry.metadata.models import Blob, Manifest, ManifestReference, Organization, Repository, Tag
 
 REPOSITORY_ORDER_COLUMNS = ("name", "updated_time", "tag_count")
@@ -143,15 +145,21 @@ async def repository_page(
     return [(r, o) for r, o in rows], int(total or 0)
 
 
-async def retag(session: AsyncSession, repository_id: int, source: str, destination: str) -> PutResult | None:
+async def retag(
+    session: AsyncSession,
+    events: TagEvents,
+    repository: Repository,
+    source: str,
+    destination: str,
+    operator: Operator,
+) -> TagMove | None:
     """Points `destination` at the source tag's manifest; None when the source tag is missing."""
     digest = await session.scalar(
-        select(Tag.digest).where(Tag.repository_id == repository_id, Tag.name == source)
+        select(Tag.digest).where(Tag.repository_id == repository.id, Tag.name == source)
     )
     if digest is None:
         return None
-    previous, moved = await set_tag(session, repository_id, destination, digest)
-    return PutResult(digest, None, previous, moved)
+    return await move_tag(session, events, repository, destination, digest, operator)
 
 
 async def delete_tag(session: AsyncSession, repository_id: int, name: str) -> bool:

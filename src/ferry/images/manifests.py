@@ -10,9 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.errors import OCIError, digest_invalid, manifest_unknown
+from ferry.identity.caller import Operator
 from ferry.images.digests import require_digest, sha256_digest
+from ferry.images.events import TagEvents
 from ferry.images.manifest_format import OCI_INDEX, ParsedManifest, parse_manifest
 from ferry.images.repositories import repository_for_push, require_repository
+from ferry.images.tags import TagMove, move_tag
 from ferry.metadata.db import Database
 from ferry.metadata.models import (
     Blob,
@@ -25,7 +28,6 @@ from ferry.metadata.models import (
     utcnow,
 )
 from ferry.names import ImageName, is_digest, is_tag
-from ferry.sync import triggers
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,12 @@ def check_reference(reference: str, *, lookup: bool = False) -> None:
 
 async def put_manifest(
     db: Database,
+    events: TagEvents,
     image: ImageName,
     reference: str,
     payload: bytes,
     content_type: str | None,
-    creator: str,
-    creator_id: str = "",
+    operator: Operator,
 ) -> PutResult:
     check_reference(reference)
     digest = sha256_digest(payload)
@@ -70,19 +72,16 @@ async def put_manifest(
         raise digest_invalid(reference, f"manifest digest is {digest}, not {reference}")
     parsed = parse_manifest(payload, content_type)
     async with db.write() as session:
-        repository = await repository_for_push(session, image, creator)
+        repository = await repository_for_push(session, image, operator.name)
         content_size = await _check_references(session, repository.id, parsed) + len(payload)
         is_new = await _store(session, repository.id, digest, payload, parsed, content_size)
-        previous, moved = None, False
-        operator = triggers.Operator(creator_id, creator)
+        move = TagMove(None, False)
         if not is_digest(reference):
-            previous, moved = await set_tag(session, repository.id, reference, digest)
-            if moved:
-                await triggers.tag_moved(session, repository, reference, operator)
+            move = await move_tag(session, events, repository, reference, digest, operator)
         if is_new and parsed.subject:
-            await triggers.referrer_added(session, repository, parsed.subject, operator)
+            await events.referrer_added(session, repository, parsed.subject, operator)
         repository.updated_at = utcnow()
-    return PutResult(digest, parsed.subject, previous, moved)
+    return PutResult(digest, parsed.subject, move.previous_digest, move.moved)
 
 
 async def _check_references(session: AsyncSession, repository_id: int, parsed: ParsedManifest) -> int:
@@ -155,20 +154,6 @@ async def _store(
         for d, is_child in references.items()
     )
     return True
-
-
-async def set_tag(
-    session: AsyncSession, repository_id: int, name: str, digest: str
-) -> tuple[str | None, bool]:
-    tag = await session.get(Tag, (repository_id, name))
-    if tag is None:
-        session.add(Tag(repository_id=repository_id, name=name, digest=digest))
-        return None, True
-    previous = tag.digest
-    if previous != digest:
-        tag.digest = digest
-        tag.updated_at = utcnow()
-    return previous, previous != digest
 
 
 async def resolve(session: AsyncSession, repository_id: int, reference: str) -> Manifest:

@@ -28,7 +28,7 @@ from ferry.state import AppState, state
 from ferry.sync import rules
 from ferry.sync.authorization import SyncRefused, actor_of, check_target, may_configure_rules
 from ferry.sync.peer_client import PeerError
-from ferry.sync.triggers import Operator, Target
+from ferry.sync.triggers import Target
 
 SYNC = "/v2/manage/namespaces/{namespace}/repos/{repository}"
 TAG = "sync"
@@ -241,7 +241,7 @@ async def manual_sync(request: web.Request) -> web.Response:
     target = Target(body.remote_region_id, body.remote_namespace, body.override, principal.user_id)
     async with app.db.write() as session:
         _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        operator = Operator(str(principal.user_id), principal.name)
+        operator = principal.operator
         failed = await rules.manual_sync(session, repo, body.image_tag, target, operator)
     return json_response(failed)
 

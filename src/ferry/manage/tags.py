@@ -22,10 +22,8 @@ from ferry.manage.operations import (
     tag_param,
 )
 from ferry.manage.schemas import CreateRepoTagBody, TagDetail, TagListItem, rfc3339
-from ferry.metadata.models import utcnow
 from ferry.names import is_tag
 from ferry.state import state
-from ferry.sync.triggers import Operator, tag_moved
 
 TAGS = "/v2/manage/namespaces/{namespace}/repos/{repository}/tags"
 TAG = "tags"
@@ -115,12 +113,11 @@ async def create_repo_tag(request: web.Request) -> web.Response:
         _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
         if not body.override and await inventory.tag_view(session, repo.id, body.destination_tag):
             raise conflict("SVCSTG.SWR.4090006", f"tag '{body.destination_tag}' exists and override is false")
-        result = await inventory.retag(session, repo.id, body.source_tag, body.destination_tag)
-        if result is None:
+        operator = principal_of(request).operator
+        events = state(request).tag_events
+        if (
+            await inventory.retag(session, events, repo, body.source_tag, body.destination_tag, operator)
+            is None
+        ):
             raise tag_not_found(body.source_tag)
-        if result.tag_moved:
-            principal = principal_of(request)
-            operator = Operator(str(principal.user_id), principal.name)
-            await tag_moved(session, repo, body.destination_tag, operator)
-        repo.updated_at = utcnow()
     return json_response({}, status=201)

@@ -8,11 +8,11 @@ transaction tries to upgrade. PostgreSQL needs neither.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -42,11 +42,6 @@ async def _full_is_reported() -> AsyncIterator[None]:
         if _is_full(error):
             raise DatabaseFull("the database has no space left") from None
         raise
-
-
-# Set in a write session's info by whatever inserts sync jobs; the commit then wakes the workers.
-JOBS_CREATED = "ferry.sync_jobs_created"
-NOTIFY_CHANNEL = "ferry_sync_jobs"
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
@@ -85,7 +80,6 @@ class Database:
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self.on_jobs_created: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -104,29 +98,13 @@ class Database:
     @asynccontextmanager
     async def _write_transaction(self) -> AsyncIterator[AsyncSession]:
         if self._write_lock is None:
-            async with self._write_sessions() as session:
-                async with session.begin():
-                    yield session
-                    if session.info.get(JOBS_CREATED):
-                        # Delivered at commit, to every listening process, or not at all.
-                        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-                self._after_commit(session)
-            return
-        async with self._write_lock, self._write_sessions() as session:
-            async with session.begin():
+            async with self._write_sessions() as session, session.begin():
                 yield session
-            self._after_commit(session)
-
-    def _after_commit(self, session: AsyncSession) -> None:
-        if session.info.pop(JOBS_CREATED, False):
-            for callback in self.on_jobs_created:
-                callback()
+            return
+        async with self._write_lock, self._write_sessions() as session, session.begin():
+            yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
-
-    def asyncpg_dsn(self) -> str:
-        """The URL asyncpg itself accepts (for LISTEN, which needs a dedicated connection)."""
-        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

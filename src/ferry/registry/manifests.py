@@ -36,12 +36,12 @@ async def put_manifest(request: web.Request) -> web.Response:
     payload = await read_whole_body(request, app.settings.max_manifest_bytes, "manifest")
     result = await manifests.put_manifest(
         app.db,
+        app.tag_events,
         image_of(request),
         request.match_info["reference"],
         payload,
         request.headers.get("Content-Type"),
-        caller_of(request).name,
-        str(caller_of(request).user_id or ""),
+        caller_of(request).operator,
     )
     name = request.match_info["name"]
     headers = {

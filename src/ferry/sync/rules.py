@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ferry.identity.caller import Operator
 from ferry.metadata.models import Repository, SyncJob, SyncRule, Tag, utcnow
-from ferry.sync.triggers import Operator, Target, enqueue
+from ferry.sync.triggers import Target, enqueue
 
 
 async def upsert_rule(

@@ -1,8 +1,9 @@
 """Sync jobs born in the same transaction as the tag change that calls for them.
 
 Because the job rows commit with the tag, a push that succeeded always has its jobs recorded,
-even if the process dies a moment later. The session is flagged so that the database handle
-wakes the workers once the transaction has committed.
+even if the process dies a moment later. `SyncTriggers` is what images/ reports tag moves and
+new referrers to (images.events.TagEvents); every job recorded wakes the workers at commit
+(sync.wakeup).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.metadata.db import JOBS_CREATED
+from ferry.identity.caller import Operator
 from ferry.metadata.models import (
     JobStatus,
     Manifest,
@@ -23,12 +24,7 @@ from ferry.metadata.models import (
     SyncRule,
     Tag,
 )
-
-
-@dataclass(frozen=True)
-class Operator:
-    id: str
-    name: str
+from ferry.sync.wakeup import jobs_recorded
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ async def enqueue(
     )
     session.add(job)
     await session.flush()
-    session.info[JOBS_CREATED] = True
+    await jobs_recorded(session)
     return job
 
 
@@ -131,3 +127,17 @@ async def referrer_added(
     for tag in list(tags):
         for rule in rules:
             await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
+
+
+class SyncTriggers:
+    """images.events.TagEvents, answered by recording sync jobs in the same transaction."""
+
+    async def tag_moved(
+        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+    ) -> None:
+        await tag_moved(session, repository, tag, operator)
+
+    async def referrer_added(
+        self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
+    ) -> None:
+        await referrer_added(session, repository, subject, operator)

@@ -10,14 +10,20 @@ import socket
 import uuid
 
 from ferry.config import Settings
-from ferry.metadata.db import NOTIFY_CHANNEL, Database
+from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob
 from ferry.storage import BlobStore
 from ferry.sync.copier import Copier
 from ferry.sync.peer_client import PeerClient, PeerError
 from ferry.sync.queue import JobQueue, Outcome
+from ferry.sync.wakeup import NOTIFY_CHANNEL, CommitWakeup
 
 log = logging.getLogger("ferry.sync")
+
+
+def _asyncpg_dsn(db: Database) -> str:
+    """The URL asyncpg itself accepts (LISTEN needs a connection of its own)."""
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class SyncWorker:
@@ -31,12 +37,13 @@ class SyncWorker:
         self.clients = clients
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        db.on_jobs_created.append(self.wake)
+        self._commits = CommitWakeup(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._commits.start()
         self._tasks = [asyncio.create_task(self._slot()) for _ in range(self.settings.sync_workers)]
         if not self.queue.db.is_sqlite:
             self._tasks.append(asyncio.create_task(self._listen()))
@@ -55,7 +62,7 @@ class SyncWorker:
     async def _listen_once(self) -> None:
         import asyncpg
 
-        connection = await asyncpg.connect(self.queue.db.asyncpg_dsn())
+        connection = await asyncpg.connect(_asyncpg_dsn(self.queue.db))
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
@@ -70,6 +77,7 @@ class SyncWorker:
             await connection.close()
 
     async def stop(self) -> None:
+        self._commits.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -150,31 +158,3 @@ class SyncWorker:
                     return
             except Exception:
                 log.exception("renewing the lease on sync job %s failed", job_id)
-
-
-async def run_worker(settings: Settings) -> None:
-    """A process that only runs sync jobs (`ferry worker`), until SIGTERM or SIGINT."""
-    import signal
-
-    from ferry.metadata.migrate import upgrade
-    from ferry.storage import open_store
-
-    db = Database(settings.resolved_database_url())
-    store = open_store(settings)
-    await store.check()
-    await upgrade(db)
-    clients = {peer.id: PeerClient(peer) for peer in settings.peer_regions()}
-    worker = SyncWorker(settings, db, store, clients)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    worker.start()
-    log.info("sync worker for region %s running %d slots", settings.region, settings.sync_workers)
-    try:
-        await stop.wait()
-    finally:
-        await worker.stop()
-        for client in clients.values():
-            await client.close()
-        await db.close()

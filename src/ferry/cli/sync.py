@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_type_hints
 from urllib.parse import quote
 
 import typer
@@ -26,6 +30,52 @@ SecretKey = Annotated[str | None, typer.Option("--sk", envvar="FERRY_SK", help="
 Region = Annotated[str | None, typer.Option(help="Region id in dev.json (default: the first).")]
 DevFile = Annotated[Path, typer.Option("--dev", help="dev.json written by `ferry dev`.")]
 STATUS_STYLE = {"success": "green", "existed": "cyan", "failed": "red", "timeout": "red", "cancel": "yellow"}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Which region a `ferry sync` command talks to, from the options every one of them takes."""
+
+    endpoint: str | None
+    ak: str | None
+    sk: str | None
+    region: str | None
+    dev: Path
+
+    def client(self) -> PeerClient:
+        return _connect(self.endpoint, self.ak, self.sk, self.region, self.dev)
+
+
+CONNECTION_OPTIONS = [
+    ("endpoint", Endpoint, None),
+    ("ak", AccessKey, None),
+    ("sk", SecretKey, None),
+    ("region", Region, None),
+    ("dev", DevFile, Path("ferry-data/dev.json")),
+]
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def connected(command: Command) -> Command:
+    """Gives a command the connection options and hands it a `connection` built from them."""
+    hints = get_type_hints(command, include_extras=True)  # Typer reads the signature's own annotations
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "connection"
+    ]
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in CONNECTION_OPTIONS
+    ]
+
+    @functools.wraps(command)
+    def with_connection(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name, _, _ in CONNECTION_OPTIONS}
+        return command(*args, connection=Connection(**values), **kwargs)
+
+    with_connection.__signature__ = inspect.Signature(own + options)  # type: ignore[attr-defined]
+    return cast(Command, with_connection)
 
 
 def _connect(
@@ -82,16 +132,13 @@ def _run(coroutine: Any) -> Any:
 
 
 @sync_app.command("rules")
+@connected
 def rules(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
-    endpoint: Endpoint = None,
-    ak: AccessKey = None,
-    sk: SecretKey = None,
-    region: Region = None,
-    dev: DevFile = Path("ferry-data/dev.json"),
 ) -> None:
     """List the automatic sync rules of a repository."""
-    client = _connect(endpoint, ak, sk, region, dev)
+    client = connection.client()
     found = _run(_call(client, "GET", _repo_path(name) + "/sync_repo")) or []
     table = Table(
         "id", "target region", "target org", "auto", "override", "updated", title=f"sync rules of {name}"
@@ -109,16 +156,13 @@ def rules(
 
 
 @sync_app.command("add")
+@connected
 def add(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
     to: Annotated[str, typer.Option(help="REGION/ORG to sync to.")],
     auto: Annotated[bool, typer.Option("--auto/--no-auto", help="Sync every later push.")] = True,
     override: Annotated[bool, typer.Option(help="Replace a different image under the same tag.")] = False,
-    endpoint: Endpoint = None,
-    ak: AccessKey = None,
-    sk: SecretKey = None,
-    region: Region = None,
-    dev: DevFile = Path("ferry-data/dev.json"),
 ) -> None:
     """Create (or update) an automatic sync rule."""
     target_region, namespace = _target(to)
@@ -128,24 +172,21 @@ def add(
         "syncAuto": auto,
         "override": override,
     }
-    _run(_call(_connect(endpoint, ak, sk, region, dev), "POST", _repo_path(name) + "/sync_repo", body))
+    _run(_call(connection.client(), "POST", _repo_path(name) + "/sync_repo", body))
     console.print(f"rule {name} → {to} (auto={auto}, override={override})")
 
 
 @sync_app.command("remove")
+@connected
 def remove(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
     to: Annotated[str, typer.Option(help="REGION/ORG of the rule.")],
-    endpoint: Endpoint = None,
-    ak: AccessKey = None,
-    sk: SecretKey = None,
-    region: Region = None,
-    dev: DevFile = Path("ferry-data/dev.json"),
 ) -> None:
     """Delete an automatic sync rule."""
     target_region, namespace = _target(to)
     body = {"remoteRegionId": target_region, "remoteNamespace": namespace}
-    _run(_call(_connect(endpoint, ak, sk, region, dev), "DELETE", _repo_path(name) + "/sync_repo", body))
+    _run(_call(connection.client(), "DELETE", _repo_path(name) + "/sync_repo", body))
     console.print(f"removed rule {name} → {to}")
 
 
@@ -171,17 +212,14 @@ def _jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
 
 
 @sync_app.command("jobs")
+@connected
 def jobs(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    endpoint: Endpoint = None,
-    ak: AccessKey = None,
-    sk: SecretKey = None,
-    region: Region = None,
-    dev: DevFile = Path("ferry-data/dev.json"),
 ) -> None:
     """Show the newest sync records of a repository."""
-    client = _connect(endpoint, ak, sk, region, dev)
+    client = connection.client()
     found = _run(
         _call(client, "GET", _repo_path(name) + f"/sync_job?filter=limit%3A%3A{limit}%7Coffset%3A%3A0")
     )
@@ -189,17 +227,14 @@ def jobs(
 
 
 @sync_app.command("now")
+@connected
 def now(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
     tags: Annotated[list[str], typer.Argument(help="Tags to copy.")],
     to: Annotated[str, typer.Option(help="REGION/ORG to copy to.")],
     override: Annotated[bool, typer.Option(help="Replace a different image under the same tag.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to follow the jobs.")] = 600,
-    endpoint: Endpoint = None,
-    ak: AccessKey = None,
-    sk: SecretKey = None,
-    region: Region = None,
-    dev: DevFile = Path("ferry-data/dev.json"),
 ) -> None:
     """Copy existing tags now and follow the jobs until they end."""
     target_region, namespace = _target(to)
@@ -209,7 +244,7 @@ def now(
     from ferry.metadata.models import FINAL_STATUSES, JobStatus
 
     async def go() -> int:
-        client = _connect(endpoint, ak, sk, region, dev)
+        client = connection.client()
         before = {j["id"] for j in (await _call_open(client, "GET", records) or [])}
         body = {
             "imageTag": tags,

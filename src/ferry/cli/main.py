@@ -129,7 +129,7 @@ def worker(
     slots: Annotated[int | None, typer.Option(help="Jobs run at once (env FERRY_SYNC_WORKERS).")] = None,
 ) -> None:
     """Run only sync workers for a region (scale-out: beside `ferry serve --workers 0`)."""
-    from ferry.sync.worker import run_worker
+    from ferry.region import run_worker
 
     settings = _settings(data, sync_workers=slots)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -341,8 +341,8 @@ def dev(
     With --postgres and/or --s3 each region is scaled out: two API processes behind nginx and
     two `ferry worker` processes, sharing the region's database and bucket.
     """
-    from ferry.dev import Scale, print_description, run_until_stopped, start_regions
-    from ferry.devservices import ServiceError
+    from ferry.cli.dev import Scale, print_description, run_until_stopped, start_regions
+    from ferry.cli.devservices import ServiceError
 
     ids = [r.strip() for r in regions.split(",") if r.strip()]
     if len(set(ids)) != len(ids) or not ids:
@@ -358,7 +358,7 @@ def dev(
 
 
 def _register_sync() -> None:
-    from ferry.cli_sync import sync_app
+    from ferry.cli.sync import sync_app
 
     app.add_typer(sync_app, name="sync")
 

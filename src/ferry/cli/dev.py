@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ferry.devservices import S3, Nginx, Postgres, free_port
+from ferry.cli.devservices import S3, Nginx, Postgres, free_port
 
 
 @dataclass

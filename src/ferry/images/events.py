@@ -1,0 +1,42 @@
+"""What images/ tells the rest of Ferry about, inside the transaction that made the change.
+
+images/ defines the listener and never learns who listens: app.py plugs in sync's triggers, so
+a job commits together with the tag move that calls for it (SYNC.md, the transactional outbox).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ferry.identity.caller import Operator
+from ferry.metadata.models import Repository
+
+
+class TagEvents(Protocol):
+    async def tag_moved(
+        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+    ) -> None:
+        """A tag was created, or now points at another digest."""
+        ...
+
+    async def referrer_added(
+        self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
+    ) -> None:
+        """A new manifest whose `subject` is `subject` (a signature, an SBOM) was stored."""
+        ...
+
+
+class NoTagEvents:
+    """For tools that move tags with nobody listening (tests, maintenance)."""
+
+    async def tag_moved(
+        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+    ) -> None:
+        return None
+
+    async def referrer_added(
+        self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
+    ) -> None:
+        return None
