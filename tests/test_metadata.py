@@ -14,7 +14,6 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from ferry.errors import OCIError
 from ferry.identity.caller import Operator
 from ferry.identity.service import (
     IdentityError,
@@ -26,6 +25,15 @@ from ferry.identity.service import (
 )
 from ferry.images import blobs, manifests
 from ferry.images.digests import sha256_digest
+from ferry.images.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    OrganizationMissing,
+    RepositoryUnknown,
+    UploadOutOfOrder,
+    UploadUnknown,
+)
 from ferry.images.events import NoTagEvents
 from ferry.images.repositories import find_repository, repository_for_push
 from ferry.images.uploads import Uploads
@@ -33,6 +41,7 @@ from ferry.metadata.db import Database
 from ferry.metadata.migrate import alembic_config, upgrade
 from ferry.metadata.models import Base
 from ferry.names import ImageName
+from ferry.registry.errors import oci_error
 from ferry.storage import FilesystemBlobStore
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -242,9 +251,8 @@ async def test_chunked_upload_with_correct_digest_becomes_visible(
     assert size == len(content)
     assert await _linked_size(db, image, digest) == len(content)
     assert b"".join([c async for c in store.read(digest)]) == content
-    with pytest.raises(OCIError) as finished:
+    with pytest.raises(UploadUnknown):
         await uploads.size(image, upload_id)
-    assert finished.value.code == "BLOB_UPLOAD_UNKNOWN"
 
 
 async def test_upload_finished_by_another_process_rehashes_from_the_store(
@@ -261,10 +269,10 @@ async def test_upload_finished_by_another_process_rehashes_from_the_store(
 async def test_chunk_at_the_wrong_offset_is_refused(uploads: Uploads, image: ImageName) -> None:
     upload_id = await uploads.start(image, "root")
     await uploads.append(image, upload_id, _chunks(b"12345"), start=0)
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(UploadOutOfOrder) as refused:
         await uploads.append(image, upload_id, _chunks(b"678"), start=3)
-    assert refused.value.status == 416
-    assert refused.value.headers["Range"] == "0-4"
+    assert refused.value.size == 5
+    assert oci_error(refused.value, 1).headers["Range"] == "0-4"  # where the client resumes
     assert await uploads.size(image, upload_id) == 5
 
 
@@ -275,22 +283,18 @@ async def test_upload_with_wrong_digest_links_nothing(
     claimed = sha256_digest(b"something else")
     upload_id = await uploads.start(image, "root")
     await uploads.append(image, upload_id, _chunks(content), start=0)
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(DigestInvalid):
         await uploads.finish(image, upload_id, claimed, None)
-    assert refused.value.code == "DIGEST_INVALID"
-    assert refused.value.status == 400
     for digest in (claimed, sha256_digest(content)):
         assert await _linked_size(db, image, digest) is None
         assert await store.stat(digest) is None
-    with pytest.raises(OCIError) as gone:
+    with pytest.raises(UploadUnknown):
         await uploads.size(image, upload_id)
-    assert gone.value.code == "BLOB_UPLOAD_UNKNOWN"
 
 
 async def test_upload_into_a_missing_organization_is_refused(uploads: Uploads) -> None:
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(OrganizationMissing):
         await uploads.start(ImageName("nowhere", "app"), "root")
-    assert refused.value.code == "NAME_UNKNOWN"
 
 
 # --- manifests, tags, referrers ---------------------------------------------------------------------
@@ -337,25 +341,21 @@ async def test_manifest_with_missing_blob_is_refused(
             "layers": [{"mediaType": OCI_LAYER, "digest": missing, "size": 14}],
         }
     ).encode()
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(ManifestBlobUnknown) as refused:
         await _put(db, image, "latest", payload)
-    assert refused.value.code == "MANIFEST_BLOB_UNKNOWN"
-    assert refused.value.detail["missing"] == [missing]
-    with pytest.raises(OCIError) as unknown:
+    assert refused.value.missing == [missing]
+    with pytest.raises(ManifestUnknown):
         await _get(db, image, "latest")
-    assert unknown.value.code == "MANIFEST_UNKNOWN"
-    with pytest.raises(OCIError) as unknown:
+    with pytest.raises(ManifestUnknown):
         await _get(db, image, sha256_digest(payload))
-    assert unknown.value.code == "MANIFEST_UNKNOWN"
 
 
 async def test_blob_of_another_repository_does_not_count(
     db: Database, uploads: Uploads, image: ImageName
 ) -> None:
     payload = await _image_manifest(uploads, image, "one")
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(ManifestBlobUnknown):
         await _put(db, ImageName("org", "other"), "latest", payload)
-    assert refused.value.code == "MANIFEST_BLOB_UNKNOWN"
 
 
 async def test_index_with_missing_child_is_refused(db: Database, image: ImageName) -> None:
@@ -367,9 +367,8 @@ async def test_index_with_missing_child_is_refused(db: Database, image: ImageNam
             "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": 16}],
         }
     ).encode()
-    with pytest.raises(OCIError) as refused:
+    with pytest.raises(ManifestBlobUnknown):
         await manifests.put_manifest(db, NoTagEvents(), image, "multi", payload, OCI_INDEX, ROOT)
-    assert refused.value.code == "MANIFEST_BLOB_UNKNOWN"
 
 
 async def test_put_then_get_by_tag_and_by_digest(db: Database, uploads: Uploads, image: ImageName) -> None:
@@ -382,12 +381,10 @@ async def test_put_then_get_by_tag_and_by_digest(db: Database, uploads: Uploads,
         assert stored.payload == payload
         assert stored.digest == result.digest
         assert stored.media_type == OCI_MANIFEST
-    with pytest.raises(OCIError) as unknown:
+    with pytest.raises(ManifestUnknown):
         await _get(db, image, "v2")
-    assert unknown.value.code == "MANIFEST_UNKNOWN"
-    with pytest.raises(OCIError) as wrong:
+    with pytest.raises(DigestInvalid):
         await _put(db, image, sha256_digest(b"other"), payload)
-    assert wrong.value.code == "DIGEST_INVALID"
 
 
 async def test_tag_move_reports_previous_digest(db: Database, uploads: Uploads, image: ImageName) -> None:
@@ -418,9 +415,8 @@ async def test_list_tags_pages_in_lexical_order(db: Database, uploads: Uploads, 
     assert await manifests.list_tags(db, image, 2, "v3") == ([], False)
     assert await manifests.list_tags(db, image, 5, None) == (ordered, False)
     assert await manifests.list_tags(db, image, None, "latest") == (ordered[3:], False)
-    with pytest.raises(OCIError) as unknown:
+    with pytest.raises(RepositoryUnknown):
         await manifests.list_tags(db, ImageName("org", "none"), None, None)
-    assert unknown.value.code == "NAME_UNKNOWN"
 
 
 async def test_delete_by_digest_removes_its_tags(db: Database, uploads: Uploads, image: ImageName) -> None:
@@ -432,13 +428,11 @@ async def test_delete_by_digest_removes_its_tags(db: Database, uploads: Uploads,
     await manifests.delete_manifest(db, image, gone.digest)
     assert await manifests.list_tags(db, image, None, None) == (["z"], False)
     for reference in ("x", "y", gone.digest):
-        with pytest.raises(OCIError) as unknown:
+        with pytest.raises(ManifestUnknown):
             await _get(db, image, reference)
-        assert unknown.value.code == "MANIFEST_UNKNOWN"
     assert (await _get(db, image, "z")).digest == kept.digest
-    with pytest.raises(OCIError) as again:
+    with pytest.raises(ManifestUnknown):
         await manifests.delete_manifest(db, image, gone.digest)
-    assert again.value.code == "MANIFEST_UNKNOWN"
     # Deleting a tag removes only the tag; the manifest stays.
     await manifests.delete_manifest(db, image, "z")
     assert await manifests.list_tags(db, image, None, None) == ([], False)

@@ -14,17 +14,22 @@ from ferry.errors import OCIError, SWRError
 from ferry.identity.bootstrap import bootstrap_admin
 from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
+from ferry.images.errors import ImageError
 from ferry.images.uploads import Uploads
+from ferry.manage import errors as manage_errors
 from ferry.manage.auth import management_auth
 from ferry.manage.routes import add_routes as add_management_routes
 from ferry.metadata.db import DatabaseFull
 from ferry.region import Region, open_region
+from ferry.registry import errors as registry_errors
 from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState, state
 from ferry.storage import StorageFull
 
 log = logging.getLogger("ferry")
+# What services refuse with, in words; each API's errors module turns them into its wire format.
+DOMAIN_ERRORS = (ImageError, StorageFull, DatabaseFull)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -50,14 +55,14 @@ def _not_found(request: web.Request, status: int) -> OCIError | SWRError:
     return SWRError(404, "SVCSTG.SWR.4040083", f"requested URL {request.path} not found")
 
 
-def _storage_full(request: web.Request) -> OCIError | SWRError:
-    """507 Insufficient Storage, with Retry-After: the region takes writes again once space
-    returns, and clients that honour the header (and Ferry's own sync) come back then."""
-    message = "storage is full: this region cannot store more data until space is freed; try again later"
-    headers = {"Retry-After": str(state(request).settings.storage_full_retry_seconds)}
+def _domain_error(request: web.Request, error: Exception) -> OCIError | SWRError:
+    """A service's refusal in the wire format of the API that was called."""
+    retry_seconds = state(request).settings.storage_full_retry_seconds
+    if isinstance(error, StorageFull | DatabaseFull):
+        log.warning("refused %s %s: %s", request.method, request.path, error)
     if is_registry_path(request.path):
-        return OCIError(507, "UNAVAILABLE", message, headers=headers)
-    return SWRError(507, "SVCSTG.SWR.5070000", message, headers=headers)
+        return registry_errors.oci_error(error, retry_seconds)
+    return manage_errors.swr_error(error, retry_seconds)
 
 
 @web.middleware
@@ -68,9 +73,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except (OCIError, SWRError) as error:
         response = _error_response(request, error)
-    except (StorageFull, DatabaseFull) as full:
-        log.warning("refused %s %s: %s", request.method, request.path, full)
-        response = _error_response(request, _storage_full(request))
+    except DOMAIN_ERRORS as refused:
+        response = _error_response(request, _domain_error(request, refused))
     except web.HTTPNotFound:
         response = _error_response(request, _not_found(request, 404))
     except web.HTTPMethodNotAllowed:

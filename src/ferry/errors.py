@@ -22,6 +22,11 @@ OCI_MESSAGES = {
 }
 
 
+STORAGE_FULL_MESSAGE = (
+    "storage is full: this region cannot store more data until space is freed; try again later"
+)
+
+
 class OCIError(Exception):
     """An error a registry client sees as `{"errors": [{code, message, detail}]}`."""
 
@@ -42,26 +47,6 @@ class OCIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]}
-
-
-def blob_unknown(digest: str) -> OCIError:
-    return OCIError(404, "BLOB_UNKNOWN", detail={"digest": digest})
-
-
-def manifest_unknown(reference: str) -> OCIError:
-    return OCIError(404, "MANIFEST_UNKNOWN", detail={"reference": reference})
-
-
-def name_unknown(name: str, message: str | None = None) -> OCIError:
-    return OCIError(404, "NAME_UNKNOWN", message, detail={"name": name})
-
-
-def digest_invalid(digest: str, message: str | None = None) -> OCIError:
-    return OCIError(400, "DIGEST_INVALID", message, detail={"digest": digest})
-
-
-def upload_unknown(upload_id: str) -> OCIError:
-    return OCIError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
 
 
 class SWRError(Exception):

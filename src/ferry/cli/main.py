@@ -227,14 +227,14 @@ def repo_create(
         raise typer.Exit(2)
 
     async def work(session: Any) -> None:
-        from ferry.errors import OCIError
+        from ferry.images.errors import ImageError
 
         try:
             repository = await find_repository(session, image) or await repository_for_push(
                 session, image, "admin"
             )
-        except OCIError as error:
-            raise IdentityError(error.message) from None
+        except ImageError as error:
+            raise IdentityError(str(error)) from None
         repository.is_public = public
 
     _run_db(_settings(data), work)

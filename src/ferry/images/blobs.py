@@ -8,7 +8,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.identity.caller import Caller
 from ferry.identity.service import readable_organization_ids
-from ferry.images.repositories import find_repository, repository_for_push
+from ferry.images.errors import BlobUnknown
+from ferry.images.repositories import find_repository, repository_for_push, require_repository
 from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Repository, RepositoryBlob, utcnow
 from ferry.metadata.statements import insert_ignore
@@ -22,6 +23,24 @@ async def linked_size(session: AsyncSession, repository_id: int, digest: str) ->
         .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
         .where(RepositoryBlob.repository_id == repository_id, RepositoryBlob.digest == digest)
     )
+
+
+async def blob_size(db: Database, image: ImageName, digest: str) -> int:
+    """The size of a blob the repository serves, else BlobUnknown."""
+    async with db.read() as session:
+        repository = await require_repository(session, image)
+        size = await linked_size(session, repository.id, digest)
+    if size is None:
+        raise BlobUnknown(digest)
+    return size
+
+
+async def delete_blob(db: Database, image: ImageName, digest: str) -> None:
+    """Unlinks the blob from the repository (its bytes stay for others until GC)."""
+    async with db.write() as session:
+        repository = await require_repository(session, image)
+        if not await unlink(session, repository.id, digest):
+            raise BlobUnknown(digest)
 
 
 async def link(session: AsyncSession, repository_id: int, digest: str, size: int) -> None:

@@ -4,7 +4,7 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from ferry.errors import digest_invalid
+from ferry.images.errors import DigestInvalid
 from ferry.names import DIGEST_GRAMMAR_RE, is_digest
 
 
@@ -13,8 +13,8 @@ def require_digest(value: str) -> str:
     if is_digest(value):
         return value
     if DIGEST_GRAMMAR_RE.match(value) and not value.startswith("sha256:"):
-        raise digest_invalid(value, f"unsupported digest algorithm in {value!r}: use sha256")
-    raise digest_invalid(value, f"malformed digest {value!r}")
+        raise DigestInvalid(value, f"unsupported digest algorithm in {value!r}: use sha256")
+    raise DigestInvalid(value, f"malformed digest {value!r}")
 
 
 def sha256_digest(data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.errors import OCIError
+from ferry.images.errors import ManifestInvalid
 from ferry.names import is_digest
 from ferry.parsing import JSONRefused, load_json
 
@@ -50,8 +50,8 @@ class ParsedManifest:
         return self.media_type in INDEX_TYPES
 
 
-def invalid(message: str) -> OCIError:
-    return OCIError(400, "MANIFEST_INVALID", message)
+def invalid(message: str) -> ManifestInvalid:
+    return ManifestInvalid(message)
 
 
 def _descriptor(value: Any, where: str) -> Descriptor:

@@ -9,9 +9,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from ferry.errors import OCIError, digest_invalid, manifest_unknown
 from ferry.identity.caller import Operator
 from ferry.images.digests import require_digest, sha256_digest
+from ferry.images.errors import DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
 from ferry.images.events import TagEvents
 from ferry.images.manifest_format import OCI_INDEX, ParsedManifest, parse_manifest
 from ferry.images.repositories import repository_for_push, require_repository
@@ -53,8 +53,8 @@ def check_reference(reference: str, *, lookup: bool = False) -> None:
         require_digest(reference)
     elif not is_tag(reference):
         if lookup:
-            raise manifest_unknown(reference)
-        raise OCIError(400, "MANIFEST_INVALID", f"invalid tag {reference!r}")
+            raise ManifestUnknown(reference)
+        raise ManifestInvalid(f"invalid tag {reference!r}")
 
 
 async def put_manifest(
@@ -69,7 +69,7 @@ async def put_manifest(
     check_reference(reference)
     digest = sha256_digest(payload)
     if is_digest(reference) and reference != digest:
-        raise digest_invalid(reference, f"manifest digest is {digest}, not {reference}")
+        raise DigestInvalid(reference, f"manifest digest is {digest}, not {reference}")
     parsed = parse_manifest(payload, content_type)
     async with db.write() as session:
         repository = await repository_for_push(session, image, operator.name)
@@ -113,12 +113,7 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
 def _require_all(wanted: set[str], found: dict[str, int]) -> None:
     missing = sorted(wanted - found.keys())
     if missing:
-        raise OCIError(
-            400,
-            "MANIFEST_BLOB_UNKNOWN",
-            f"manifest references {len(missing)} unknown blob(s) or manifest(s)",
-            detail={"digest": missing[0], "missing": missing},
-        )
+        raise ManifestBlobUnknown(missing)
 
 
 async def _store(
@@ -168,7 +163,7 @@ async def resolve(session: AsyncSession, repository_id: int, reference: str) -> 
         select(Manifest).where(Manifest.repository_id == repository_id, condition)
     )
     if manifest is None:
-        raise manifest_unknown(reference)
+        raise ManifestUnknown(reference)
     return manifest
 
 
@@ -190,7 +185,7 @@ async def delete_manifest(db: Database, image: ImageName, reference: str) -> Non
                 delete(Tag).where(Tag.repository_id == repository.id, Tag.name == reference)
             )
             if not result.rowcount:  # type: ignore[attr-defined]
-                raise manifest_unknown(reference)
+                raise ManifestUnknown(reference)
             return
         manifest = await resolve(session, repository.id, reference)
         await session.execute(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.errors import OCIError, name_unknown
+from ferry.images.errors import OrganizationMissing, RepositoryUnknown
 from ferry.metadata.models import Organization, Repository, utcnow
 from ferry.metadata.statements import insert_ignore
 from ferry.names import ImageName
@@ -20,7 +20,7 @@ async def find_repository(session: AsyncSession, image: ImageName) -> Repository
 async def require_repository(session: AsyncSession, image: ImageName) -> Repository:
     repository = await find_repository(session, image)
     if repository is None:
-        raise name_unknown(str(image))
+        raise RepositoryUnknown(str(image))
     return repository
 
 
@@ -31,13 +31,7 @@ async def repository_for_push(session: AsyncSession, image: ImageName, creator: 
         return repository
     org = await session.scalar(select(Organization).where(Organization.name == image.organization))
     if org is None:
-        raise OCIError(
-            404,
-            "NAME_UNKNOWN",
-            f"organization '{image.organization}' does not exist: create it first "
-            f"(ferry org create {image.organization}, or POST /v2/manage/namespaces)",
-            detail={"name": str(image)},
-        )
+        raise OrganizationMissing(image.organization, str(image))
     await insert_ignore(
         session,
         Repository,

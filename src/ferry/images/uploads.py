@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from ferry.errors import OCIError, digest_invalid, upload_unknown
 from ferry.images import blobs
 from ferry.images.digests import hashed, require_digest
+from ferry.images.errors import DigestInvalid, UploadOutOfOrder, UploadUnknown
 from ferry.images.repositories import repository_for_push, require_repository
 from ferry.metadata.db import Database, DatabaseFull
 from ferry.metadata.models import Upload
@@ -26,17 +26,6 @@ from ferry.names import ImageName
 from ferry.storage import BlobStore, StorageFull, UploadMissing
 
 log = logging.getLogger("ferry.uploads")
-
-
-class RangeMismatch(OCIError):
-    def __init__(self, size: int) -> None:
-        super().__init__(
-            416,
-            "BLOB_UPLOAD_INVALID",
-            f"chunk does not start at the upload's current size {size}",
-            headers={"Range": f"0-{max(size - 1, 0)}"},
-        )
-        self.size = size
 
 
 class Uploads:
@@ -59,7 +48,7 @@ class Uploads:
         try:
             return await self.store.upload_size(upload_id)
         except UploadMissing:
-            raise upload_unknown(upload_id) from None
+            raise UploadUnknown(upload_id) from None
 
     async def append(
         self,
@@ -91,7 +80,7 @@ class Uploads:
             size, actual = await self._digest_of(upload_id)
             if actual != digest:
                 await self._discard(upload_id)
-                raise digest_invalid(digest, f"content digest is {actual}, not {digest}")
+                raise DigestInvalid(digest, f"content digest is {actual}, not {digest}")
             try:
                 await self.store.commit_upload(upload_id, digest)
             except StorageFull:
@@ -119,16 +108,16 @@ class Uploads:
             repository = await require_repository(session, image)
             found = await session.scalar(select(Upload.repository_id).where(Upload.id == upload_id))
         if found != repository.id:
-            raise upload_unknown(upload_id)
+            raise UploadUnknown(upload_id)
         return repository.id
 
     async def _append(self, upload_id: str, chunks: AsyncIterable[bytes], start: int | None) -> int:
         try:
             size = await self.store.upload_size(upload_id)
         except UploadMissing:
-            raise upload_unknown(upload_id) from None
+            raise UploadUnknown(upload_id) from None
         if start is not None and start != size:
-            raise RangeMismatch(size)
+            raise UploadOutOfOrder(size)
         hasher = self._hasher_at(upload_id, size)
         stream = hashed(chunks, hasher) if hasher is not None else chunks
         try:

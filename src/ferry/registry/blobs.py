@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ferry.errors import OCIError, blob_unknown
+from ferry.errors import OCIError
 from ferry.images import blobs
 from ferry.images.digests import require_digest
-from ferry.images.repositories import require_repository
 from ferry.names import ImageName, parse_image_name
 from ferry.registry.auth import caller_of, requires
-from ferry.registry.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from ferry.registry.downloads import serve_blob
 from ferry.state import state
 
 
@@ -37,59 +36,14 @@ def _blob_created(name: str, digest: str) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     app = state(request)
     digest = require_digest(request.match_info["digest"])
-    async with app.db.read() as session:
-        repository = await require_repository(session, image_of(request))
-        size = await blobs.linked_size(session, repository.id, digest)
-    if size is None:
-        raise blob_unknown(digest)
-    headers = {
-        "Docker-Content-Digest": digest,
-        "Content-Type": "application/octet-stream",
-        "ETag": f'"{digest}"',
-        "Cache-Control": "max-age=31536000",
-    }
-    try:
-        wanted = parse_range(request.headers.get("Range"), size)
-    except RangeNotSatisfiable:
-        return web.Response(status=416, headers=headers | {"Content-Range": f"bytes */{size}"})
-    if wanted is None and request.method == "GET":
-        if url := await app.store.redirect_url(digest):
-            return web.Response(status=307, headers=headers | {"Location": url})
-        if (path := app.store.local_path(digest)) is not None:
-            return web.FileResponse(path, headers=headers)  # the kernel's sendfile
-    return await _stream_blob(request, digest, size, wanted, headers)
-
-
-async def _stream_blob(
-    request: web.Request, digest: str, size: int, wanted: ByteRange | None, headers: dict[str, str]
-) -> web.StreamResponse:
-    """The blob, or the byte range asked for, from any store."""
-    part = wanted or ByteRange(0, size)
-    status = 206 if wanted else 200
-    headers = headers | {"Accept-Ranges": "bytes"}
-    if wanted:
-        headers["Content-Range"] = wanted.content_range(size)
-    if request.method == "HEAD":
-        return web.Response(status=status, headers=headers | {"Content-Length": str(part.length)})
-    # Prepared here, so the error middleware can no longer add its headers: add them now.
-    headers["Docker-Distribution-API-Version"] = "registry/2.0"
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = part.length
-    await response.prepare(request)
-    async for chunk in state(request).store.read(digest, part.start, part.end):
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    size = await blobs.blob_size(app.db, image_of(request), digest)
+    return await serve_blob(request, app.store, digest, size)
 
 
 @requires("delete")
 async def delete_blob(request: web.Request) -> web.Response:
-    app = state(request)
     digest = require_digest(request.match_info["digest"])
-    async with app.db.write() as session:
-        repository = await require_repository(session, image_of(request))
-        if not await blobs.unlink(session, repository.id, digest):
-            raise blob_unknown(digest)
+    await blobs.delete_blob(state(request).db, image_of(request), digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": digest})
 
 
