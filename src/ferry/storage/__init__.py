@@ -5,10 +5,11 @@ repositories, permissions or the database.
 """
 
 from ferry.config import Settings
-from ferry.storage.base import BlobStore, StorageFull, StorageUnavailable, UploadMissing
+from ferry.storage.base import BlobMissing, BlobStore, StorageFull, StorageUnavailable, UploadMissing
 from ferry.storage.filesystem import FilesystemBlobStore
 
 __all__ = [
+    "BlobMissing",
     "BlobStore",
     "FilesystemBlobStore",
     "StorageFull",

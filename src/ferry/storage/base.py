@@ -10,6 +10,18 @@ class UploadMissing(Exception):
     """The upload's bytes are gone (expired, aborted or never started)."""
 
 
+class BlobMissing(FileNotFoundError):
+    """No blob is stored under the digest: every driver raises this from `read`.
+
+    A FileNotFoundError (ENOENT) because that is what both drivers raised before it existed, so
+    code that handles a missing file, such as aiohttp's request-body writer, treats it as before.
+    """
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(errno.ENOENT, "no blob is stored", digest)
+        self.digest = digest
+
+
 class StorageFull(Exception):
     """No space left where blobs or metadata are written (ENOSPC, a quota, a full database).
 
@@ -50,18 +62,27 @@ class BlobStore(Protocol):
         """Appends every chunk; returns the upload's new size."""
         ...
 
-    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]: ...
+    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        """The upload's bytes so far; raises UploadMissing when it has none store-side."""
+        ...
 
-    async def commit_upload(self, upload_id: str, digest: str) -> None: ...
+    async def commit_upload(self, upload_id: str, digest: str) -> None:
+        """Raises UploadMissing when the upload is gone; afterwards the upload no longer exists."""
+        ...
 
-    async def abort_upload(self, upload_id: str) -> None: ...
+    async def abort_upload(self, upload_id: str) -> None:
+        """Forgets the upload; a missing one is not an error."""
+        ...
 
     async def stat(self, digest: str) -> int | None:
         """The blob's size, or None when it is not stored."""
         ...
 
     def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of a blob, in bounded chunks."""
+        """Bytes [start, end) of a blob, in bounded chunks; raises BlobMissing when it is not stored.
+
+        Like a slice, a range that starts at or past the end reads nothing.
+        """
         ...
 
     def local_path(self, digest: str) -> Path | None:
@@ -72,4 +93,6 @@ class BlobStore(Protocol):
         """Where a client may fetch the blob directly (a pre-signed URL), when the driver offers it."""
         ...
 
-    async def delete(self, digest: str) -> None: ...
+    async def delete(self, digest: str) -> None:
+        """Removes the blob; a missing one is not an error."""
+        ...

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ferry.storage.base import StorageFull, StorageUnavailable, UploadMissing, is_no_space
+from ferry.storage.base import BlobMissing, StorageFull, StorageUnavailable, UploadMissing, is_no_space
 
 READ_CHUNK = 1024 * 1024
 
@@ -114,7 +114,11 @@ class FilesystemBlobStore:
             return None
 
     async def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        with self._blob_path(digest).open("rb") as f:
+        try:
+            f = self._blob_path(digest).open("rb")
+        except FileNotFoundError:
+            raise BlobMissing(digest) from None
+        with f:
             f.seek(start)
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:

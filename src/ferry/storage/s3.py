@@ -14,15 +14,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import S3Store
 
-from ferry.storage.base import StorageUnavailable, UploadMissing
+from ferry.storage.base import BlobMissing, StorageUnavailable, UploadMissing
+
+if TYPE_CHECKING:
+    from obstore import GetResult  # only in obstore's type stubs, not importable at run time
 
 PART_BYTES = 8 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
 MARKER = ".started"
 
 
@@ -99,7 +103,7 @@ class S3BlobStore:
 
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         for meta in await self._chunks(upload_id):
-            async for chunk in self._stream(str(meta["path"]), 0, None):
+            async for chunk in self._stream(str(meta["path"]), 0, None, UploadMissing(upload_id)):
                 yield chunk
 
     async def commit_upload(self, upload_id: str, digest: str) -> None:
@@ -122,24 +126,46 @@ class S3BlobStore:
             await obstore.delete_async(self.store, paths)
 
     async def stat(self, digest: str) -> int | None:
+        return await self._size(self._blob(digest))
+
+    async def _size(self, path: str) -> int | None:
         try:
-            meta = await obstore.head_async(self.store, self._blob(digest))
+            meta = await obstore.head_async(self.store, path)
         except (NotFoundError, FileNotFoundError):
             return None
         return int(meta["size"])
 
     def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        return self._stream(self._blob(digest), start, end)
+        return self._stream(self._blob(digest), start, end, BlobMissing(digest))
 
-    async def _stream(self, path: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, path: str, start: int, end: int | None, missing: Exception
+    ) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of one object; `missing` is raised when it does not exist."""
         if end is not None and end <= start:
             return
+        result = await self._get(path, start, end, missing)
+        if result is None:
+            return
+        async for chunk in result.stream(min_chunk_size=READ_CHUNK):
+            yield bytes(chunk)
+
+    async def _get(self, path: str, start: int, end: int | None, missing: Exception) -> GetResult | None:
+        """The object's bytes from `start` on, or None when `start` is at or past its end."""
         options: dict[str, Any] = {}
         if start or end is not None:
             options["range"] = (start, end) if end is not None else {"offset": start}
-        result = await obstore.get_async(self.store, path, options=options)  # type: ignore[arg-type]
-        async for chunk in result.stream(min_chunk_size=1024 * 1024):
-            yield bytes(chunk)
+        try:
+            return await obstore.get_async(self.store, path, options=options)  # type: ignore[arg-type]
+        except (NotFoundError, FileNotFoundError):
+            # obstore 0.12 reports a 404 as the builtin FileNotFoundError; callers get the store's own.
+            raise missing from None
+        except GenericError:
+            # S3 refuses (416) a range that starts at or past the end, where a file reads nothing.
+            size = await self._size(path)
+            if size is not None and start >= size:
+                return None
+            raise
 
     def local_path(self, digest: str) -> Path | None:
         return None
