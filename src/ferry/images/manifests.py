@@ -151,20 +151,31 @@ async def _store(
     return True
 
 
+async def tag_digest(session: AsyncSession, repository_id: int, tag: str) -> str | None:
+    return await session.scalar(select(Tag.digest).where(Tag.repository_id == repository_id, Tag.name == tag))
+
+
 async def resolve(session: AsyncSession, repository_id: int, reference: str) -> Manifest:
-    if is_digest(reference):
-        condition = Manifest.digest == reference
-    else:
-        digest = await session.scalar(
-            select(Tag.digest).where(Tag.repository_id == repository_id, Tag.name == reference)
-        )
-        condition = Manifest.digest == digest
+    """The manifest a tag or digest names in the repository, else ManifestUnknown."""
+    digest = reference if is_digest(reference) else await tag_digest(session, repository_id, reference)
     manifest = await session.scalar(
-        select(Manifest).where(Manifest.repository_id == repository_id, condition)
+        select(Manifest).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
     )
     if manifest is None:
         raise ManifestUnknown(reference)
     return manifest
+
+
+async def referrer_manifests(
+    session: AsyncSession, repository_id: int, subject: str, artifact_type: str | None = None
+) -> list[Manifest]:
+    """The manifests whose subject is `subject` (signatures, SBOMs), oldest first."""
+    query = select(Manifest).where(
+        Manifest.repository_id == repository_id, Manifest.subject_digest == subject
+    )
+    if artifact_type:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    return list(await session.scalars(query.order_by(Manifest.id)))
 
 
 async def get_manifest(db: Database, image: ImageName, reference: str) -> StoredManifest:
@@ -217,12 +228,7 @@ async def referrers(db: Database, image: ImageName, digest: str, artifact_type: 
     require_digest(digest)
     async with db.read() as session:
         repository = await require_repository(session, image)
-        query = select(Manifest).where(
-            Manifest.repository_id == repository.id, Manifest.subject_digest == digest
-        )
-        if artifact_type:
-            query = query.where(Manifest.artifact_type == artifact_type)
-        rows = list(await session.scalars(query.order_by(Manifest.id)))
+        rows = await referrer_manifests(session, repository.id, digest, artifact_type)
     descriptors = []
     for m in rows:
         descriptor: dict[str, object] = {

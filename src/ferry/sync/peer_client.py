@@ -19,20 +19,13 @@ from yarl import URL
 
 from ferry.config import Peer
 from ferry.identity.signing import docker_login_password, sign_headers
+from ferry.sync.errors import PeerError
+
+__all__ = ["Actor", "PeerClient", "PeerError", "PeerResponse", "error_text"]
 
 # 507: the peer's storage is full; it takes the copy once space returns.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=120)
-
-
-class PeerError(Exception):
-    """A failed call to a peer; `retryable` says whether trying later can help."""
-
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None, status: int = 0):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ import uuid
 
 from ferry.config import Settings
 from ferry.metadata.db import Database
-from ferry.metadata.models import JobStatus, SyncJob
+from ferry.metadata.models import SyncJob
 from ferry.storage import BlobStore
-from ferry.sync.copier import Copier
-from ferry.sync.peer_client import PeerClient, PeerError
-from ferry.sync.queue import JobQueue, Outcome
+from ferry.sync.jobs import JobRunner, TargetFactory
+from ferry.sync.peer_client import Actor, PeerClient
+from ferry.sync.queue import JobQueue
+from ferry.sync.target import OciTarget, Target
 from ferry.sync.wakeup import NOTIFY_CHANNEL, CommitWakeup
 
 log = logging.getLogger("ferry.sync")
@@ -26,6 +27,10 @@ def _asyncpg_dsn(db: Database) -> str:
     return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class LeaseLost(Exception):
+    """Another worker took the job (our lease ran out): this attempt must stop."""
+
+
 class SyncWorker:
     def __init__(
         self, settings: Settings, db: Database, store: BlobStore, clients: dict[str, PeerClient]
@@ -33,7 +38,14 @@ class SyncWorker:
         self.settings = settings
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.queue = JobQueue(db, owner, settings.sync_lease_seconds)
-        self.copier = Copier(db, store, self.queue, settings.sync_chunk_bytes)
+        self.runner = JobRunner(
+            db,
+            store,
+            self.queue,
+            _target_factory(clients),
+            settings.sync_chunk_bytes,
+            settings.sync_retry_seconds,
+        )
         self.clients = clients
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -105,56 +117,33 @@ class SyncWorker:
                 log.exception("sync job %s: recording its outcome failed", job.id)
 
     async def _run(self, job: SyncJob) -> None:
-        client = self.clients.get(job.remote_region_id)
-        if client is None:
-            await self.queue.finish(
-                job.id, Outcome(JobStatus.FAILED, f"region {job.remote_region_id} is not a peer")
-            )
-            return
-        renewal = asyncio.create_task(self._renew(job.id, asyncio.current_task()))
+        """The attempt and its lease renewal together: a lost lease stops the attempt."""
         try:
-            outcome, _ = await self.copier.run(job, client)
-            await self.queue.finish(job.id, outcome)
-            log.info(
-                "sync job %s %s:%s → %s/%s: %s",
-                job.id,
-                job.namespace,
-                job.tag,
-                job.remote_region_id,
-                job.remote_namespace,
-                outcome.status,
-            )
-        except PeerError as error:
-            if error.retryable:
-                await self.queue.retry_later(
-                    job, str(error), error.retry_after, self.settings.sync_retry_seconds, 0
-                )
-            else:
-                await self.queue.finish(job.id, Outcome(JobStatus.FAILED, str(error)))
-        except asyncio.CancelledError:
-            # Shutting down: hand the job back now rather than after the lease runs out.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self.queue.retry_later(job, "worker stopped", 0, self.settings.sync_retry_seconds, 0)
-                )
-            raise
-        except Exception as error:
-            log.exception("sync job %s failed unexpectedly", job.id)
-            await self.queue.retry_later(
-                job, f"internal error: {type(error).__name__}", None, self.settings.sync_retry_seconds, 0
-            )
-        finally:
-            renewal.cancel()
+            async with asyncio.TaskGroup() as group:
+                renewal = group.create_task(self._renew(job.id))
+                await self.runner.attempt(job)
+                renewal.cancel()
+        except* LeaseLost:
+            log.warning("lost the lease on sync job %s; stopped it", job.id)
 
-    async def _renew(self, job_id: int, runner: asyncio.Task[None] | None) -> None:
+    async def _renew(self, job_id: int) -> None:
         interval = self.settings.sync_lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
             try:
-                if not await self.queue.renew(job_id):
-                    log.warning("lost the lease on sync job %s; stopping it", job_id)
-                    if runner is not None:
-                        runner.cancel()
-                    return
+                renewed = await self.queue.renew(job_id)
             except Exception:
                 log.exception("renewing the lease on sync job %s failed", job_id)
+                continue
+            if not renewed:
+                raise LeaseLost(job_id)
+
+
+def _target_factory(clients: dict[str, PeerClient]) -> TargetFactory:
+    def target_for(job: SyncJob, actor: Actor) -> Target | None:
+        client = clients.get(job.remote_region_id)
+        if client is None:
+            return None
+        return OciTarget(client, f"{job.remote_namespace}/{job.repo_name}", actor)
+
+    return target_for

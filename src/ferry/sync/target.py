@@ -1,0 +1,154 @@
+"""Where a copy writes: any OCI registry, here through the peer client.
+
+Harbor's split: this is the destination adapter. Each method is one registry operation; a
+refusal leaves as PeerError (retryable or not) or UploadPositionLost, never as a status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ferry.images.manifest_format import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from ferry.sync.authorization import check_target
+from ferry.sync.errors import PeerError, UploadPositionLost
+from ferry.sync.peer_client import Actor, PeerClient, PeerResponse, error_text
+
+# Every manifest type a copy can carry, so the target answers with the stored digest.
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
+
+
+@dataclass(frozen=True)
+class UploadStart:
+    """A mount that worked (`location` None), or an upload session to send the bytes to."""
+
+    location: str | None
+
+
+class Target(Protocol):
+    """One repository of another registry, as a copy writes it."""
+
+    def describe(self, reference: str) -> str:
+        """`repository:reference in region`, for messages."""
+        ...
+
+    async def authorize(self) -> None:
+        """Raises SyncRefused unless the copy may push here."""
+        ...
+
+    async def manifest_digest(self, reference: str) -> str | None:
+        """The digest a tag or digest resolves to there, None when it does not."""
+        ...
+
+    async def has_blob(self, digest: str) -> bool: ...
+
+    async def start_upload(self, mount: str) -> UploadStart:
+        """Mounts blob `mount` from another repository there, else opens an upload session."""
+        ...
+
+    async def upload_offset(self, location: str) -> int | None:
+        """How many bytes the session holds; None when the session is gone."""
+        ...
+
+    async def upload_chunk(self, location: str, chunks: AsyncIterable[bytes], start: int, end: int) -> str:
+        """Sends bytes [start, end); returns the session's next location."""
+        ...
+
+    async def finish_upload(
+        self, location: str, digest: str, body: AsyncIterable[bytes] | None, size: int
+    ) -> None: ...
+
+    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> None: ...
+
+
+def refused(what: str, response: PeerResponse) -> PeerError:
+    return PeerError(
+        f"{what}: {response.status} {error_text(response.body)}", retryable=False, status=response.status
+    )
+
+
+class OciTarget:
+    """A repository at a peer region, written with the rights of the job's actor."""
+
+    def __init__(self, client: PeerClient, repository: str, actor: Actor) -> None:
+        self.client = client
+        self.repository = repository
+        self.actor = actor
+
+    def describe(self, reference: str) -> str:
+        return f"{self.repository}:{reference} in {self.client.peer.id}"
+
+    async def authorize(self) -> None:
+        namespace, _, name = self.repository.partition("/")
+        await check_target(self.client, self.actor, namespace, name)
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | AsyncIterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PeerResponse:
+        return await self.client.registry(
+            method, url, self.repository, data=data, headers=headers, actor=self.actor
+        )
+
+    async def manifest_digest(self, reference: str) -> str | None:
+        path = f"/v2/{self.repository}/manifests/{reference}"
+        response = await self._call("HEAD", path, headers={"Accept": MANIFEST_ACCEPT})
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise refused(f"checking {self.repository}:{reference}", response)
+        return response.headers.get("Docker-Content-Digest")
+
+    async def has_blob(self, digest: str) -> bool:
+        response = await self._call("HEAD", f"/v2/{self.repository}/blobs/{digest}")
+        return response.status == 200
+
+    async def start_upload(self, mount: str) -> UploadStart:
+        response = await self._call("POST", f"/v2/{self.repository}/blobs/uploads/?mount={mount}")
+        if response.status == 201:
+            return UploadStart(None)
+        if response.status != 202 or "Location" not in response.headers:
+            raise refused(f"starting the upload of {mount}", response)
+        return UploadStart(response.headers["Location"])
+
+    async def upload_offset(self, location: str) -> int | None:
+        response = await self._call("GET", location)
+        if response.status != 204:
+            return None
+        _, _, end = response.headers.get("Range", "0-0").partition("-")
+        return int(end) + 1 if end.isdigit() and int(end) > 0 else 0
+
+    async def upload_chunk(self, location: str, chunks: AsyncIterable[bytes], start: int, end: int) -> str:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{end - 1}",
+            "Content-Length": str(end - start),
+        }
+        response = await self._call("PATCH", location, data=chunks, headers=headers)
+        if response.status == 416:
+            raise UploadPositionLost(location)
+        if response.status != 202:
+            raise refused(f"uploading bytes {start}-{end - 1}", response)
+        return response.headers.get("Location", location)
+
+    async def finish_upload(
+        self, location: str, digest: str, body: AsyncIterable[bytes] | None, size: int
+    ) -> None:
+        separator = "&" if "?" in location else "?"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        response = await self._call(
+            "PUT", f"{location}{separator}digest={digest}", data=body, headers=headers
+        )
+        if response.status != 201:
+            raise refused(f"finishing the upload of {digest}", response)
+
+    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> None:
+        path = f"/v2/{self.repository}/manifests/{reference}"
+        response = await self._call("PUT", path, data=payload, headers={"Content-Type": media_type})
+        if response.status != 201:
+            raise refused(f"pushing manifest {self.repository}:{reference}", response)
