@@ -88,7 +88,6 @@ class Settings(BaseSettings):
     # Retry-After when storage is full: when clients (and peers' sync) should come back.
     storage_full_retry_seconds: int = Field(default=60, ge=1)
     namespace_quota: int = Field(default=100, ge=1)
-    upload_expiry_seconds: int = 7 * 24 * 3600
 
     def resolved_database_url(self) -> str:
         if self.database_url:
