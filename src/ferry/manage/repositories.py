@@ -149,7 +149,7 @@ async def list_repos(request: web.Request) -> web.Response:
         visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
         if namespace and namespace not in {o.name for o in visible}:
             raise organization_not_found(namespace)
-        rows, total = await inventory.repository_page(
+        listings, total = await inventory.list_repositories(
             session,
             [o.id for o in visible],
             namespace,
@@ -160,15 +160,12 @@ async def list_repos(request: web.Request) -> web.Response:
             order_column,
             order_type == "desc",
         )
-        items = [await _list_item(request, session, repo, org, total) for repo, org in rows]
+    items = [_list_item(request, listing, total) for listing in listings]
     return json_response(items, headers=content_range(offset, len(items), total))
 
 
-async def _list_item(
-    request: web.Request, session: AsyncSession, repo: Repository, org: Organization, total: int
-) -> RepositoryListItem:
-    stats = await inventory.figures(session, repo.id)
-    tags = await inventory.tag_names(session, repo.id)
+def _list_item(request: web.Request, listing: inventory.RepositoryListing, total: int) -> RepositoryListItem:
+    repo, org, stats = listing.repository, listing.organization, listing.figures
     path, internal = _paths(request, org.name, repo.name)
     return RepositoryListItem(
         name=repo.name,
@@ -184,9 +181,9 @@ async def _list_item(
         url="",
         path=path,
         internal_path=internal,
-        domain_name=(await orgs.account_of(session, org.account_id)).name,
+        domain_name=listing.account.name,
         namespace=org.name,
-        tags=tags,
+        tags=listing.tags,
         status=True,
         total_range=total,
     )
