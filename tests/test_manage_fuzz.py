@@ -36,10 +36,11 @@ from schemathesis.config import SchemathesisConfig
 
 from ferry.manage import routes  # noqa: F401  (registers every operation)
 from ferry.manage.openapi import build_document
+from ferry.manage.routes import OPERATIONS
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
 
-DOCUMENT = build_document()
+DOCUMENT = build_document(OPERATIONS)
 SEED = 20260101
 CONFIG = {
     "seed": SEED,

@@ -17,12 +17,10 @@ from ferry.identity.registry_tokens import RegistryTokens
 from ferry.images.errors import ImageError
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
-from ferry.manage.auth import management_auth
 from ferry.manage.routes import add_routes as add_management_routes
 from ferry.metadata.db import DatabaseFull
 from ferry.region import Region, open_region
 from ferry.registry import errors as registry_errors
-from ferry.registry.auth import registry_auth
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState, state
 from ferry.storage import StorageFull
@@ -116,9 +114,7 @@ def build_state(region: Region) -> AppState:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        middlewares=[errors, management_auth, registry_auth], client_max_size=8 * 1024 * 1024
-    )
+    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
     region = open_region(settings)
     app[STATE] = build_state(region)
 

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from ferry.errors import SWRError
 from ferry.identity import organizations as orgs
+from ferry.identity.service import Principal
 from ferry.images import inventory
-from ferry.manage.auth import principal_of
-from ferry.manage.operations import json_response, operation
+from ferry.manage.operations import authenticated, json_response, public
 from ferry.manage.schemas import (
     DomainOverview,
     Link,
@@ -35,12 +35,10 @@ def _version(request: web.Request) -> VersionDetail:
     )
 
 
-@operation("GET", "/", "List API versions", response=VersionList, public=True, tag=TAG)
 async def list_api_versions(request: web.Request) -> web.Response:
     return json_response(VersionList(versions=[_version(request)]))
 
 
-@operation("GET", "/{api_version:v[0-9]+}", "Show an API version", response=VersionShow, public=True, tag=TAG)
 async def show_api_version(request: web.Request) -> web.Response:
     if request.match_info["api_version"] != "v2":
         raise SWRError(
@@ -49,23 +47,19 @@ async def show_api_version(request: web.Request) -> web.Response:
     return json_response(VersionShow(version=_version(request)))
 
 
-@operation("GET", "/v2/manage/projects/{project_id}/quotas", "List quotas", response=QuotaList, tag=TAG)
-async def list_quotas(request: web.Request) -> web.Response:
-    app, principal = state(request), principal_of(request)
+async def list_quotas(request: web.Request, principal: Principal) -> web.Response:
+    app = state(request)
     async with app.db.read() as session:
         used = await orgs.count_account_organizations(session, principal.account_id)
     quota = Quota(quota_limit=app.settings.namespace_quota, quota_key="namespace", unit="", used=used)
     return json_response(QuotaList(quotas=[quota]))
 
 
-@operation("GET", "/v2/manage/projects/{project_id}/feature-gates", "Show feature gates", tag=TAG)
-async def show_feature_gates(request: web.Request) -> web.Response:
+async def show_feature_gates(request: web.Request, principal: Principal) -> web.Response:
     return json_response({"enable_image_sync": True, "enable_experience": False, "enable_cci_sharing": False})
 
 
-@operation("GET", "/v2/manage/overview", "Show the account overview", response=DomainOverview, tag=TAG)
-async def show_domain_overview(request: web.Request) -> web.Response:
-    principal = principal_of(request)
+async def show_domain_overview(request: web.Request, principal: Principal) -> web.Response:
     async with state(request).db.read() as session:
         visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
         account = await orgs.account_of(session, principal.account_id)
@@ -83,3 +77,39 @@ async def show_domain_overview(request: web.Request) -> web.Response:
         downflow_size=0.0,
     )
     return json_response(overview)
+
+
+OPERATIONS = [
+    public(list_api_versions, "GET", "/", "List API versions", response=VersionList, tag=TAG),
+    public(
+        show_api_version,
+        "GET",
+        "/{api_version:v[0-9]+}",
+        "Show an API version",
+        response=VersionShow,
+        tag=TAG,
+    ),
+    authenticated(
+        list_quotas,
+        "GET",
+        "/v2/manage/projects/{project_id}/quotas",
+        "List quotas",
+        response=QuotaList,
+        tag=TAG,
+    ),
+    authenticated(
+        show_feature_gates,
+        "GET",
+        "/v2/manage/projects/{project_id}/feature-gates",
+        "Show feature gates",
+        tag=TAG,
+    ),
+    authenticated(
+        show_domain_overview,
+        "GET",
+        "/v2/manage/overview",
+        "Show the account overview",
+        response=DomainOverview,
+        tag=TAG,
+    ),
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
 
 from aiohttp import web
 
@@ -11,32 +11,35 @@ from ferry.identity import access_keys, signing
 from ferry.identity.iam_tokens import TokenError
 from ferry.identity.service import Principal, principal_by_id
 from ferry.identity.throttle import LoginThrottled, key_identity
+from ferry.manage.operations import Endpoint, Handler, Operation
 from ferry.metadata.models import Account
 from ferry.state import AppState, state
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRINCIPAL = "ferry.principal"
 _PREFIX = "Incorrect IAM authentication information: "
 
 
-def principal_of(request: web.Request) -> Principal:
-    principal: Principal = request[PRINCIPAL]
-    return principal
+def guard(operation: Operation) -> Handler:
+    """The handler the router calls for an operation: a public one as it is, any other wrapped
+    so that it runs only for a signed-in caller, whom it receives."""
+    if operation.public:
+        return operation.handler  # type: ignore[return-value]
+    endpoint: Endpoint = operation.handler  # type: ignore[assignment]
+
+    @functools.wraps(endpoint)
+    async def authenticated(request: web.Request) -> web.StreamResponse:
+        return await endpoint(request, await authenticate(request))
+
+    return authenticated
 
 
-@web.middleware
-async def management_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    public = getattr(request.match_info.handler, "ferry_public", None)
-    if public is None or public:
-        return await handler(request)
+async def authenticate(request: web.Request) -> Principal:
+    """The caller of a management request: an AK/SK signature or an IAM token (X-Auth-Token)."""
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith(signing.ALGORITHM):
-        request[PRINCIPAL] = await _signed_principal(request, authorization)
-    elif token := request.headers.get("X-Auth-Token"):
-        request[PRINCIPAL] = await _token_principal(state(request), token)
-    else:
-        raise swr_unauthorized(_PREFIX + "x-auth-token not found")
-    return await handler(request)
+        return await _signed_principal(request, authorization)
+    if token := request.headers.get("X-Auth-Token"):
+        return await _token_principal(state(request), token)
+    raise swr_unauthorized(_PREFIX + "x-auth-token not found")
 
 
 async def _token_principal(app: AppState, token: str) -> Principal:

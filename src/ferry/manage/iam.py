@@ -12,8 +12,7 @@ from ferry.errors import SWRError, swr_bad_request
 from ferry.identity import organizations as orgs
 from ferry.identity.service import Principal, authenticate_password
 from ferry.identity.throttle import LoginThrottled, user_identity
-from ferry.manage.auth import principal_of
-from ferry.manage.operations import json_response, operation, parse_body
+from ferry.manage.operations import authenticated, json_response, parse_body, public
 from ferry.state import state
 
 TAG = "iam"
@@ -73,15 +72,6 @@ def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@operation(
-    "POST",
-    "/v3/auth/tokens",
-    "Get an IAM token with a password",
-    status=201,
-    body=TokenRequest,
-    public=True,
-    tag=TAG,
-)
 async def create_token(request: web.Request) -> web.Response:
     body = await parse_body(request, TokenRequest)
     if "password" not in body.auth.identity.methods:
@@ -151,11 +141,8 @@ def _domain_matches(domain: NameOrId | None, account: orgs.Account) -> bool:
     return domain.name in (None, account.name) and domain.id in (None, account.domain_id)
 
 
-@operation(
-    "GET", "/v3/projects", "Find this region's project", response=ProjectList, query=("name",), tag=TAG
-)
-async def list_projects(request: web.Request) -> web.Response:
-    app, principal = state(request), principal_of(request)
+async def list_projects(request: web.Request, principal: Principal) -> web.Response:
+    app = state(request)
     async with app.db.read() as session:
         account = await orgs.account_of(session, principal.account_id)
     wanted = request.query.get("name")
@@ -166,3 +153,25 @@ async def list_projects(request: web.Request) -> web.Response:
         else [Project(id=account.project_id, name=region, domain_id=account.domain_id)]
     )
     return json_response(ProjectList(projects=projects))
+
+
+OPERATIONS = [
+    public(
+        create_token,
+        "POST",
+        "/v3/auth/tokens",
+        "Get an IAM token with a password",
+        status=201,
+        body=TokenRequest,
+        tag=TAG,
+    ),
+    authenticated(
+        list_projects,
+        "GET",
+        "/v3/projects",
+        "Find this region's project",
+        response=ProjectList,
+        query=("name",),
+        tag=TAG,
+    ),
+]

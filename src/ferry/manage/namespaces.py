@@ -6,13 +6,12 @@ from aiohttp import web
 
 from ferry.errors import SWRError, swr_bad_request
 from ferry.identity import organizations as orgs
-from ferry.identity.service import IdentityError, create_organization
+from ferry.identity.service import IdentityError, Principal, create_organization
 from ferry.manage.access import MANAGE, READ, conflict, organization_for
-from ferry.manage.auth import principal_of
 from ferry.manage.operations import (
+    authenticated,
     json_response,
     namespace_param,
-    operation,
     parse_body,
     parse_filter,
 )
@@ -30,12 +29,11 @@ def _show(visible: orgs.VisibleOrganization) -> ShowNamespace:
     return ShowNamespace(id=org.id, name=org.name, creator_name=org.creator_name, auth=visible.auth)
 
 
-@operation("POST", NS, "Create an organization", status=201, body=CreateNamespaceBody, tag=TAG)
-async def create_namespace(request: web.Request) -> web.Response:
+async def create_namespace(request: web.Request, principal: Principal) -> web.Response:
     body = await parse_body(request, CreateNamespaceBody)
     if not is_new_organization_name(body.namespace):
         raise swr_bad_request(f"invalid organization name {body.namespace!r}", "SVCSTG.SWR.4001028")
-    app, principal = state(request), principal_of(request)
+    app = state(request)
     async with app.db.write() as session:
         used = await orgs.count_account_organizations(session, principal.account_id)
         if used >= app.settings.namespace_quota:
@@ -51,29 +49,26 @@ async def create_namespace(request: web.Request) -> web.Response:
     return json_response({}, status=201)
 
 
-@operation("GET", NS, "List organizations", response=NamespaceList, query=("namespace", "filter"), tag=TAG)
-async def list_namespaces(request: web.Request) -> web.Response:
+async def list_namespaces(request: web.Request, principal: Principal) -> web.Response:
     filters = parse_filter(request) or {}
     wanted = filters.get("namespace") or request.query.get("namespace")
     async with state(request).db.read() as session:
-        visible = await orgs.visible_organizations(session, principal_of(request))
+        visible = await orgs.visible_organizations(session, principal)
     items = [_show(v) for v in visible if not wanted or v.organization.name == wanted]
     return json_response(NamespaceList(namespaces=items))
 
 
-@operation("GET", NS + "/{namespace}", "Show an organization", response=ShowNamespace, tag=TAG)
-async def show_namespace(request: web.Request) -> web.Response:
+async def show_namespace(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     async with state(request).db.read() as session:
-        visible = await organization_for(session, principal_of(request), name, READ)
+        visible = await organization_for(session, principal, name, READ)
     return json_response(_show(visible))
 
 
-@operation("DELETE", NS + "/{namespace}", "Delete an empty organization", status=204, tag=TAG)
-async def delete_namespace(request: web.Request) -> web.Response:
+async def delete_namespace(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal_of(request), name, MANAGE)
+        visible = await organization_for(session, principal, name, MANAGE)
         try:
             await orgs.delete_organization(session, visible.organization)
         except orgs.OrganizationNotEmpty:
@@ -83,10 +78,8 @@ async def delete_namespace(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@operation("GET", NS + "/{namespace}/access", "Show permissions", response=NamespaceAuth, tag=TAG)
-async def show_namespace_auth(request: web.Request) -> web.Response:
+async def show_namespace_auth(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
-    principal = principal_of(request)
     async with state(request).db.read() as session:
         visible = await organization_for(session, principal, name, READ)
         granted = await orgs.permissions(session, visible.organization)
@@ -103,13 +96,13 @@ async def show_namespace_auth(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def _change_permissions(request: web.Request, status: int) -> web.Response:
+async def _change_permissions(request: web.Request, principal: Principal, status: int) -> web.Response:
     name = namespace_param(request)
     grants = await parse_body(request, list[UserAuth])
     if not grants:
         raise swr_bad_request("at least one user permission is required", "SVCSTG.SWR.4001014")
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal_of(request), name, MANAGE)
+        visible = await organization_for(session, principal, name, MANAGE)
         for grant in grants:
             user_id = whole_number(grant.user_id)
             if user_id is None or not await orgs.set_permission(
@@ -119,26 +112,78 @@ async def _change_permissions(request: web.Request, status: int) -> web.Response
     return web.Response(status=status)
 
 
-@operation("POST", NS + "/{namespace}/access", "Grant permissions", status=201, body=list[UserAuth], tag=TAG)
-async def create_namespace_auth(request: web.Request) -> web.Response:
-    return await _change_permissions(request, 201)
+async def create_namespace_auth(request: web.Request, principal: Principal) -> web.Response:
+    return await _change_permissions(request, principal, 201)
 
 
-@operation(
-    "PATCH", NS + "/{namespace}/access", "Change permissions", status=201, body=list[UserAuth], tag=TAG
-)
-async def update_namespace_auth(request: web.Request) -> web.Response:
-    return await _change_permissions(request, 201)
+async def update_namespace_auth(request: web.Request, principal: Principal) -> web.Response:
+    return await _change_permissions(request, principal, 201)
 
 
-@operation("DELETE", NS + "/{namespace}/access", "Revoke permissions", status=204, body=list[str], tag=TAG)
-async def delete_namespace_auth(request: web.Request) -> web.Response:
+async def delete_namespace_auth(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     user_ids = await parse_body(request, list[str])
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal_of(request), name, MANAGE)
+        visible = await organization_for(session, principal, name, MANAGE)
         for user_id in user_ids:
             number = whole_number(user_id)
             if number is None or not await orgs.revoke_permission(session, visible.organization, number):
                 raise SWRError(404, "SVCSTG.SWR.4040006", f"user {user_id!r} has no permission here")
     return web.Response(status=204)
+
+
+OPERATIONS = [
+    authenticated(
+        create_namespace, "POST", NS, "Create an organization", status=201, body=CreateNamespaceBody, tag=TAG
+    ),
+    authenticated(
+        list_namespaces,
+        "GET",
+        NS,
+        "List organizations",
+        response=NamespaceList,
+        query=("namespace", "filter"),
+        tag=TAG,
+    ),
+    authenticated(
+        show_namespace, "GET", NS + "/{namespace}", "Show an organization", response=ShowNamespace, tag=TAG
+    ),
+    authenticated(
+        delete_namespace, "DELETE", NS + "/{namespace}", "Delete an empty organization", status=204, tag=TAG
+    ),
+    authenticated(
+        show_namespace_auth,
+        "GET",
+        NS + "/{namespace}/access",
+        "Show permissions",
+        response=NamespaceAuth,
+        tag=TAG,
+    ),
+    authenticated(
+        create_namespace_auth,
+        "POST",
+        NS + "/{namespace}/access",
+        "Grant permissions",
+        status=201,
+        body=list[UserAuth],
+        tag=TAG,
+    ),
+    authenticated(
+        update_namespace_auth,
+        "PATCH",
+        NS + "/{namespace}/access",
+        "Change permissions",
+        status=201,
+        body=list[UserAuth],
+        tag=TAG,
+    ),
+    authenticated(
+        delete_namespace_auth,
+        "DELETE",
+        NS + "/{namespace}/access",
+        "Revoke permissions",
+        status=204,
+        body=list[str],
+        tag=TAG,
+    ),
+]

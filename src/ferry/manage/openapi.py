@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from ferry import __version__
-from ferry.manage.operations import OPERATIONS, Operation, json_response
+from ferry.manage.operations import Operation, json_response
 from ferry.manage.schemas import ErrorBody
 
 _PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
@@ -53,11 +53,11 @@ def _operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def build_document() -> dict[str, Any]:
+def build_document(operations: list[Operation]) -> dict[str, Any]:
     _, top = models_json_schema([(ErrorBody, "serialization")], ref_template="#/components/schemas/{model}")
     defs: dict[str, Any] = dict(top.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         path = _PARAM.sub(r"{\1}", op.path)
         paths.setdefault(path, {})[op.method.lower()] = _operation(op, defs)
     return {
@@ -108,7 +108,7 @@ async def docs(request: web.Request) -> web.Response:
 DOCUMENT = web.AppKey("openapi", dict)
 
 
-def add_docs(app: web.Application) -> None:
-    app[DOCUMENT] = build_document()
+def add_docs(app: web.Application, operations: list[Operation]) -> None:
+    app[DOCUMENT] = build_document(operations)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)

@@ -1,7 +1,8 @@
-"""One table of management operations, feeding both the router and the OpenAPI document.
+"""Management operations as data: each module lists its own (`OPERATIONS`), and manage/routes.py
+builds the router and the OpenAPI document from the same list.
 
-Each handler is declared once with `@operation(...)`: its method, path, request body model and
-response model. The same pydantic models validate requests and describe them in /openapi.json.
+An operation names its method, path, request body model and response model, and whether it is
+public. The same pydantic models validate requests and describe them in /openapi.json.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ferry.errors import swr_bad_request
+from ferry.identity.service import Principal
 from ferry.names import is_organization, is_repository, is_tag
 from ferry.parsing import JSONRefused, load_json, whole_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M")
+# An endpoint that needs a signed-in caller receives it (manage.auth.authenticated wraps it).
+Endpoint = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class Operation:
     method: str
     path: str
-    handler: Handler
+    handler: Handler | Endpoint
     summary: str
     status: int = 200
     body: Any = None
@@ -37,10 +41,8 @@ class Operation:
     tags: tuple[str, ...] = field(default=())
 
 
-OPERATIONS: list[Operation] = []
-
-
-def operation(
+def authenticated(
+    endpoint: Endpoint,
     method: str,
     path: str,
     summary: str,
@@ -49,24 +51,28 @@ def operation(
     body: Any = None,
     response: Any = None,
     query: tuple[str, ...] = (),
-    public: bool = False,
     tag: str = "",
-) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        OPERATIONS.append(
-            Operation(
-                method, path, handler, summary, status, body, response, query, public, (tag,) if tag else ()
-            )
-        )
-        handler.ferry_public = public  # type: ignore[attr-defined]
-        return handler
-
-    return register
+) -> Operation:
+    """An operation only a signed-in caller may call; its endpoint receives the principal."""
+    return Operation(
+        method, path, endpoint, summary, status, body, response, query, False, (tag,) if tag else ()
+    )
 
 
-def add_operations(app: web.Application) -> None:
-    for op in OPERATIONS:
-        app.router.add_route(op.method, op.path, op.handler)
+def public(
+    handler: Handler,
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    status: int = 200,
+    body: Any = None,
+    response: Any = None,
+    tag: str = "",
+) -> Operation:
+    """An operation anyone may call (version discovery, the IAM token endpoint)."""
+    tags = (tag,) if tag else ()
+    return Operation(method, path, handler, summary, status, body, response, public=True, tags=tags)
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:

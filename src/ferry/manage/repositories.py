@@ -7,14 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.errors import organization_not_found, swr_bad_request
 from ferry.identity import organizations as orgs
+from ferry.identity.service import Principal
 from ferry.images import inventory
 from ferry.manage.access import EDIT, READ, conflict, organization_for, repository_for
-from ferry.manage.auth import principal_of
 from ferry.manage.operations import (
+    authenticated,
     content_range,
     json_response,
     namespace_param,
-    operation,
     page,
     parse_body,
     parse_filter,
@@ -62,14 +62,12 @@ async def _detail(
     )
 
 
-@operation("POST", REPOS, "Create a repository", body=CreateRepoBody, tag=TAG)
-async def create_repo(request: web.Request) -> web.Response:
+async def create_repo(request: web.Request, principal: Principal) -> web.Response:
     namespace = namespace_param(request)
     body = await parse_body(request, CreateRepoBody)
     name = body.repository.replace("$", "/")
     if not is_repository(name):
         raise swr_bad_request(f"invalid repository name {body.repository!r}", "SVCSTG.SWR.4009011")
-    principal = principal_of(request)
     async with state(request).db.write() as session:
         visible = await organization_for(session, principal, namespace, EDIT)
         if await inventory.repository_in(session, visible.organization.id, name):
@@ -87,21 +85,19 @@ async def create_repo(request: web.Request) -> web.Response:
     return json_response({})
 
 
-@operation("GET", REPOS + "/{repository}", "Show a repository", response=RepositoryDetail, tag=TAG)
-async def show_repository(request: web.Request) -> web.Response:
+async def show_repository(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal_of(request), namespace, name, READ)
+        visible, repo = await repository_for(session, principal, namespace, name, READ)
         detail = await _detail(request, session, visible.organization, repo)
     return json_response(detail)
 
 
-@operation("PATCH", REPOS + "/{repository}", "Update a repository", status=201, body=UpdateRepoBody, tag=TAG)
-async def update_repo(request: web.Request) -> web.Response:
+async def update_repo(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, UpdateRepoBody)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        _, repo = await repository_for(session, principal, namespace, name, EDIT)
         repo.is_public = body.is_public
         if body.category is not None:
             repo.category = body.category
@@ -111,24 +107,15 @@ async def update_repo(request: web.Request) -> web.Response:
     return json_response({}, status=201)
 
 
-@operation("DELETE", REPOS + "/{repository}", "Delete a repository and its images", status=204, tag=TAG)
-async def delete_repo(request: web.Request) -> web.Response:
+async def delete_repo(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        _, repo = await repository_for(session, principal, namespace, name, EDIT)
         await session.delete(repo)
     return web.Response(status=204)
 
 
-@operation(
-    "GET",
-    "/v2/manage/repos",
-    "List repositories",
-    response=list[RepositoryListItem],
-    query=(*LIST_KEYS, "filter"),
-    tag=TAG,
-)
-async def list_repos(request: web.Request) -> web.Response:
+async def list_repos(request: web.Request, principal: Principal) -> web.Response:
     filters = parse_filter(request)
     values = (
         filters if filters is not None else {k: request.query[k] for k in LIST_KEYS if k in request.query}
@@ -144,7 +131,6 @@ async def list_repos(request: web.Request) -> web.Response:
             "order_column must be name, updated_time or tag_count, order_type asc or desc",
             "SVCSTG.SWR.4000014",
         )
-    principal = principal_of(request)
     async with state(request).db.read() as session:
         visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
         if namespace and namespace not in {o.name for o in visible}:
@@ -187,3 +173,42 @@ def _list_item(request: web.Request, listing: inventory.RepositoryListing, total
         status=True,
         total_range=total,
     )
+
+
+OPERATIONS = [
+    authenticated(create_repo, "POST", REPOS, "Create a repository", body=CreateRepoBody, tag=TAG),
+    authenticated(
+        show_repository,
+        "GET",
+        REPOS + "/{repository}",
+        "Show a repository",
+        response=RepositoryDetail,
+        tag=TAG,
+    ),
+    authenticated(
+        update_repo,
+        "PATCH",
+        REPOS + "/{repository}",
+        "Update a repository",
+        status=201,
+        body=UpdateRepoBody,
+        tag=TAG,
+    ),
+    authenticated(
+        delete_repo,
+        "DELETE",
+        REPOS + "/{repository}",
+        "Delete a repository and its images",
+        status=204,
+        tag=TAG,
+    ),
+    authenticated(
+        list_repos,
+        "GET",
+        "/v2/manage/repos",
+        "List repositories",
+        response=list[RepositoryListItem],
+        query=(*LIST_KEYS, "filter"),
+        tag=TAG,
+    ),
+]

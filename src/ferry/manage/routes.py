@@ -1,13 +1,25 @@
+"""The management API's routes: every module's operations, in one explicit list."""
+
 from __future__ import annotations
 
 from aiohttp import web
 
-# Importing the handler modules registers their operations.
-from ferry.manage import account, iam, namespaces, repositories, sync, tags  # noqa: F401
+from ferry.manage import account, iam, namespaces, repositories, sync, tags
+from ferry.manage.auth import guard
 from ferry.manage.openapi import add_docs
-from ferry.manage.operations import add_operations
+from ferry.manage.operations import Operation
+
+OPERATIONS: list[Operation] = [
+    *account.OPERATIONS,
+    *iam.OPERATIONS,
+    *namespaces.OPERATIONS,
+    *repositories.OPERATIONS,
+    *tags.OPERATIONS,
+    *sync.OPERATIONS,
+]
 
 
 def add_routes(app: web.Application) -> None:
-    add_operations(app)
-    add_docs(app)
+    for operation in OPERATIONS:
+        app.router.add_route(operation.method, operation.path, guard(operation))
+    add_docs(app, OPERATIONS)

@@ -10,12 +10,11 @@ from ferry.errors import SWRError, swr_bad_request, swr_forbidden
 from ferry.identity.organizations import account_of
 from ferry.identity.service import Principal
 from ferry.manage.access import EDIT, MANAGE, READ, repository_for
-from ferry.manage.auth import principal_of
 from ferry.manage.operations import (
+    authenticated,
     content_range,
     json_response,
     namespace_param,
-    operation,
     page,
     parse_body,
     parse_filter,
@@ -154,13 +153,10 @@ async def _rule_repository(
     return repository
 
 
-@operation(
-    "POST", SYNC + "/sync_repo", "Create or update an automatic sync rule", body=CreateSyncRuleBody, tag=TAG
-)
-async def create_sync_rule(request: web.Request) -> web.Response:
+async def create_sync_rule(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, CreateSyncRuleBody)
-    app, principal = state(request), principal_of(request)
+    app = state(request)
     _check_target(app, body.remote_region_id, body.remote_namespace)
     async with app.db.read() as session:
         await _rule_repository(session, principal, namespace, name)
@@ -195,22 +191,20 @@ def _rule_view(rule: SyncRule, namespace: str, name: str, domain_id: str, domain
     )
 
 
-@operation("GET", SYNC + "/sync_repo", "List automatic sync rules", response=list[SyncRepo], tag=TAG)
-async def list_sync_rules(request: web.Request) -> web.Response:
+async def list_sync_rules(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal_of(request), namespace, name, READ)
+        visible, repo = await repository_for(session, principal, namespace, name, READ)
         account = await account_of(session, visible.organization.account_id)
         found = await rules.rules_of(session, repo.id)
     return json_response([_rule_view(r, namespace, name, account.domain_id, account.name) for r in found])
 
 
-@operation("DELETE", SYNC + "/sync_repo", "Delete an automatic sync rule", body=DeleteSyncRuleBody, tag=TAG)
-async def delete_sync_rule(request: web.Request) -> web.Response:
+async def delete_sync_rule(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, DeleteSyncRuleBody)
     async with state(request).db.write() as session:
-        repo = await _rule_repository(session, principal_of(request), namespace, name)
+        repo = await _rule_repository(session, principal, namespace, name)
         rule = await rules.find_rule(session, repo.id, body.remote_region_id, body.remote_namespace)
         if rule is None:
             raise SWRError(
@@ -222,10 +216,7 @@ async def delete_sync_rule(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@operation(
-    "POST", SYNC + "/sync_images", "Sync existing tags now", body=ManualSyncBody, response=list[str], tag=TAG
-)
-async def manual_sync(request: web.Request) -> web.Response:
+async def manual_sync(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, ManualSyncBody)
     if not body.image_tag:
@@ -233,7 +224,7 @@ async def manual_sync(request: web.Request) -> web.Response:
     bad = [t for t in body.image_tag if not is_tag(t)]
     if bad:
         raise swr_bad_request(f"invalid image tag {bad[0]!r}", "SVCSTG.SWR.4009021")
-    app, principal = state(request), principal_of(request)
+    app = state(request)
     _check_target(app, body.remote_region_id, body.remote_namespace)
     async with app.db.read() as session:
         await repository_for(session, principal, namespace, name, EDIT)
@@ -277,10 +268,7 @@ def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
     )
 
 
-@operation(
-    "GET", SYNC + "/sync_job", "List sync records", response=list[SyncJobView], query=("filter",), tag=TAG
-)
-async def list_sync_jobs(request: web.Request) -> web.Response:
+async def list_sync_jobs(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     filters = parse_filter(request)
     if filters is None or "limit" not in filters or "offset" not in filters:
@@ -290,15 +278,68 @@ async def list_sync_jobs(request: web.Request) -> web.Response:
     if order not in ("asc", "desc"):
         raise swr_bad_request("order must be asc or desc", "SVCSTG.SWR.4001035")
     async with state(request).db.read() as session:
-        visible, _ = await repository_for(session, principal_of(request), namespace, name, READ)
+        visible, _ = await repository_for(session, principal, namespace, name, READ)
         account = await account_of(session, visible.organization.account_id)
         jobs, total = await rules.job_page(session, namespace, name, offset, limit, order == "desc")
     views = [_job_view(j, account.domain_id, account.name) for j in jobs]
     return json_response(views, headers=content_range(offset, len(views), total))
 
 
-@operation("GET", "/v2/manage/regions", "List regions images can sync to", response=list[RegionInfo], tag=TAG)
-async def list_sync_regions(request: web.Request) -> web.Response:
+async def list_sync_regions(request: web.Request, principal: Principal) -> web.Response:
     settings = state(request).settings
     regions = [RegionInfo(regionID=p.id, registryURL=p.url) for p in settings.peer_regions()]
     return json_response(regions)
+
+
+OPERATIONS = [
+    authenticated(
+        create_sync_rule,
+        "POST",
+        SYNC + "/sync_repo",
+        "Create or update an automatic sync rule",
+        body=CreateSyncRuleBody,
+        tag=TAG,
+    ),
+    authenticated(
+        list_sync_rules,
+        "GET",
+        SYNC + "/sync_repo",
+        "List automatic sync rules",
+        response=list[SyncRepo],
+        tag=TAG,
+    ),
+    authenticated(
+        delete_sync_rule,
+        "DELETE",
+        SYNC + "/sync_repo",
+        "Delete an automatic sync rule",
+        body=DeleteSyncRuleBody,
+        tag=TAG,
+    ),
+    authenticated(
+        manual_sync,
+        "POST",
+        SYNC + "/sync_images",
+        "Sync existing tags now",
+        body=ManualSyncBody,
+        response=list[str],
+        tag=TAG,
+    ),
+    authenticated(
+        list_sync_jobs,
+        "GET",
+        SYNC + "/sync_job",
+        "List sync records",
+        response=list[SyncJobView],
+        query=("filter",),
+        tag=TAG,
+    ),
+    authenticated(
+        list_sync_regions,
+        "GET",
+        "/v2/manage/regions",
+        "List regions images can sync to",
+        response=list[RegionInfo],
+        tag=TAG,
+    ),
+]

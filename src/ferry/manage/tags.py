@@ -6,15 +6,15 @@ from aiohttp import web
 
 from ferry.errors import swr_bad_request, tag_not_found
 from ferry.identity.organizations import account_of
+from ferry.identity.service import Principal
 from ferry.images import inventory
 from ferry.images.inventory import TagView
 from ferry.manage.access import EDIT, READ, conflict, repository_for
-from ferry.manage.auth import principal_of
 from ferry.manage.operations import (
+    authenticated,
     content_range,
     json_response,
     namespace_param,
-    operation,
     page,
     parse_body,
     parse_filter,
@@ -53,8 +53,7 @@ def _fields(
     }
 
 
-@operation("GET", TAGS, "List tags", response=list[TagListItem], query=(*LIST_KEYS, "filter"), tag=TAG)
-async def list_repository_tags(request: web.Request) -> web.Response:
+async def list_repository_tags(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     filters = parse_filter(request)
     values = (
@@ -68,7 +67,7 @@ async def list_repository_tags(request: web.Request) -> web.Response:
             "order_column must be updated_at or tag, order_type asc or desc", "SVCSTG.SWR.4000014"
         )
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal_of(request), namespace, name, READ)
+        visible, repo = await repository_for(session, principal, namespace, name, READ)
         domain_id = (await account_of(session, visible.organization.account_id)).domain_id
         views, total = await inventory.tag_page(
             session, repo.id, offset, limit, order_column, order_type == "desc", values.get("tag") or None
@@ -80,11 +79,10 @@ async def list_repository_tags(request: web.Request) -> web.Response:
     return json_response(items, headers=content_range(offset, len(items), total))
 
 
-@operation("GET", TAGS + "/{tag}", "Show a tag", response=TagDetail, tag=TAG)
-async def show_repo_tag(request: web.Request) -> web.Response:
+async def show_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal_of(request), namespace, name, READ)
+        visible, repo = await repository_for(session, principal, namespace, name, READ)
         domain_id = (await account_of(session, visible.organization.account_id)).domain_id
         view = await inventory.tag_view(session, repo.id, tag)
     if view is None:
@@ -92,28 +90,26 @@ async def show_repo_tag(request: web.Request) -> web.Response:
     return json_response(TagDetail(**_fields(request, namespace, name, view, domain_id)))  # type: ignore[arg-type]
 
 
-@operation("DELETE", TAGS + "/{tag}", "Delete a tag", status=204, tag=TAG)
-async def delete_repo_tag(request: web.Request) -> web.Response:
+async def delete_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        _, repo = await repository_for(session, principal, namespace, name, EDIT)
         if not await inventory.delete_tag(session, repo.id, tag):
             raise tag_not_found(tag)
     return web.Response(status=204)
 
 
-@operation("POST", TAGS, "Create a tag from an existing one", status=201, body=CreateRepoTagBody, tag=TAG)
-async def create_repo_tag(request: web.Request) -> web.Response:
+async def create_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, CreateRepoTagBody)
     for value in (body.source_tag, body.destination_tag):
         if not is_tag(value):
             raise swr_bad_request(f"invalid image tag {value!r}", "SVCSTG.SWR.4009021")
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal_of(request), namespace, name, EDIT)
+        _, repo = await repository_for(session, principal, namespace, name, EDIT)
         if not body.override and await inventory.tag_view(session, repo.id, body.destination_tag):
             raise conflict("SVCSTG.SWR.4090006", f"tag '{body.destination_tag}' exists and override is false")
-        operator = principal_of(request).operator
+        operator = principal.operator
         events = state(request).tag_events
         if (
             await inventory.retag(session, events, repo, body.source_tag, body.destination_tag, operator)
@@ -121,3 +117,27 @@ async def create_repo_tag(request: web.Request) -> web.Response:
         ):
             raise tag_not_found(body.source_tag)
     return json_response({}, status=201)
+
+
+OPERATIONS = [
+    authenticated(
+        list_repository_tags,
+        "GET",
+        TAGS,
+        "List tags",
+        response=list[TagListItem],
+        query=(*LIST_KEYS, "filter"),
+        tag=TAG,
+    ),
+    authenticated(show_repo_tag, "GET", TAGS + "/{tag}", "Show a tag", response=TagDetail, tag=TAG),
+    authenticated(delete_repo_tag, "DELETE", TAGS + "/{tag}", "Delete a tag", status=204, tag=TAG),
+    authenticated(
+        create_repo_tag,
+        "POST",
+        TAGS,
+        "Create a tag from an existing one",
+        status=201,
+        body=CreateRepoTagBody,
+        tag=TAG,
+    ),
+]

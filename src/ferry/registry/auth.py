@@ -1,13 +1,14 @@
 """Authentication and authorization for /v2, in one place, plus the token endpoint.
 
-Each registry handler declares the action it needs with `@requires`; the middleware checks the
-bearer token against it before the handler runs and hands the handler the caller.
+Each registry endpoint is wrapped by `requires(action)`, which checks the bearer token against
+the action before the endpoint runs and hands the endpoint the caller.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,30 +26,30 @@ from ferry.names import parse_image_name
 from ferry.state import state
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CALLER = "ferry.caller"
-# Actions a handler can declare: a repository action on match_info["name"], or "login" for
+# A registry endpoint: it receives the caller that `requires` authenticated and authorized.
+Endpoint = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
+# Actions an endpoint can require: a repository action on match_info["name"], or "login" for
 # endpoints that only need a valid token (GET /v2/, the catalog).
 REPOSITORY_ACTIONS = ("pull", "push", "delete")
 
 
-def requires(action: str) -> Callable[[Handler], Handler]:
-    def mark(handler: Handler) -> Handler:
-        handler.ferry_action = action  # type: ignore[attr-defined]
-        return handler
+def requires(action: str) -> Callable[[Endpoint], Handler]:
+    """Wraps an endpoint: the request's token must grant `action`; the endpoint gets the caller."""
 
-    return mark
+    def wrap(endpoint: Endpoint) -> Handler:
+        @functools.wraps(endpoint)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            return await endpoint(request, await authorize(request, action))
+
+        guarded.required_action = action  # type: ignore[attr-defined]  # read by tests only
+        return guarded
+
+    return wrap
 
 
-def caller_of(request: web.Request) -> Caller:
-    caller: Caller = request[CALLER]
-    return caller
-
-
-@web.middleware
-async def registry_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    action = getattr(request.match_info.handler, "ferry_action", None)
-    if action is None:
-        return await handler(request)
+async def authorize(request: web.Request, action: str) -> Caller:
+    """The caller, when its bearer token grants `action` on the named repository; else the
+    challenge that tells the client which token to fetch."""
     name = request.match_info.get("name")
     if name is not None and parse_image_name(name) is None:
         raise OCIError(400, "NAME_INVALID", f"invalid image name {name!r}", {"name": name})
@@ -59,8 +60,7 @@ async def registry_auth(request: web.Request, handler: Handler) -> web.StreamRes
         raise _challenge(request, name, action, error="insufficient_scope", caller=caller)
     if name is not None and (source := await _mount_source_to_challenge(request, caller)):
         raise _challenge(request, name, action, "insufficient_scope", caller, also=source)
-    request[CALLER] = caller
-    return await handler(request)
+    return caller
 
 
 async def _mount_source_to_challenge(request: web.Request, caller: Caller) -> str | None:

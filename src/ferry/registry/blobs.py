@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ferry.errors import OCIError
+from ferry.identity.caller import Caller
 from ferry.images import blobs
 from ferry.images.digests import require_digest
 from ferry.names import ImageName, parse_image_name
-from ferry.registry.auth import caller_of, requires
+from ferry.registry.auth import requires
 from ferry.registry.downloads import serve_blob
 from ferry.state import state
 
@@ -33,7 +34,7 @@ def _blob_created(name: str, digest: str) -> web.Response:
 
 
 @requires("pull")
-async def get_blob(request: web.Request) -> web.StreamResponse:
+async def get_blob(request: web.Request, caller: Caller) -> web.StreamResponse:
     app = state(request)
     digest = require_digest(request.match_info["digest"])
     size = await blobs.blob_size(app.db, image_of(request), digest)
@@ -41,20 +42,19 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 
 
 @requires("delete")
-async def delete_blob(request: web.Request) -> web.Response:
+async def delete_blob(request: web.Request, caller: Caller) -> web.Response:
     digest = require_digest(request.match_info["digest"])
     await blobs.delete_blob(state(request).db, image_of(request), digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": digest})
 
 
 @requires("push")
-async def start_upload(request: web.Request) -> web.Response:
+async def start_upload(request: web.Request, caller: Caller) -> web.Response:
     app = state(request)
     image, name = image_of(request), request.match_info["name"]
-    caller = caller_of(request)
     if "mount" in request.query:
         digest = require_digest(request.query["mount"])
-        if await _mount(request, image, digest):
+        if await _mount(request, caller, image, digest):
             return _blob_created(name, digest)
     elif "digest" in request.query:
         digest = request.query["digest"]
@@ -65,13 +65,13 @@ async def start_upload(request: web.Request) -> web.Response:
     return web.Response(status=202, headers=_upload_headers(name, upload_id, 0))
 
 
-async def _mount(request: web.Request, image: ImageName, digest: str) -> bool:
+async def _mount(request: web.Request, caller: Caller, image: ImageName, digest: str) -> bool:
     """Links a blob the caller can already read elsewhere; False means upload it instead."""
-    return await blobs.mount(state(request).db, caller_of(request), image, digest, request.query.get("from"))
+    return await blobs.mount(state(request).db, caller, image, digest, request.query.get("from"))
 
 
 @requires("push")
-async def upload_status(request: web.Request) -> web.Response:
+async def upload_status(request: web.Request, caller: Caller) -> web.Response:
     upload_id = request.match_info["upload_id"]
     size = await state(request).uploads.size(image_of(request), upload_id)
     return web.Response(status=204, headers=_upload_headers(request.match_info["name"], upload_id, size))
@@ -90,7 +90,7 @@ def _content_range_start(request: web.Request) -> int | None:
 
 
 @requires("push")
-async def patch_upload(request: web.Request) -> web.Response:
+async def patch_upload(request: web.Request, caller: Caller) -> web.Response:
     upload_id = request.match_info["upload_id"]
     start = _content_range_start(request)
     size = await state(request).uploads.append(
@@ -100,7 +100,7 @@ async def patch_upload(request: web.Request) -> web.Response:
 
 
 @requires("push")
-async def finish_upload(request: web.Request) -> web.Response:
+async def finish_upload(request: web.Request, caller: Caller) -> web.Response:
     upload_id = request.match_info["upload_id"]
     digest = request.query.get("digest")
     if not digest:
@@ -112,6 +112,6 @@ async def finish_upload(request: web.Request) -> web.Response:
 
 
 @requires("push")
-async def cancel_upload(request: web.Request) -> web.Response:
+async def cancel_upload(request: web.Request, caller: Caller) -> web.Response:
     await state(request).uploads.cancel(image_of(request), request.match_info["upload_id"])
     return web.Response(status=204)

@@ -7,22 +7,23 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ferry.errors import OCIError
+from ferry.identity.caller import Caller
 from ferry.identity.service import readable_organization_ids
 from ferry.images import manifests
 from ferry.images.manifest_format import OCI_INDEX
 from ferry.parsing import whole_number
-from ferry.registry.auth import caller_of, requires
+from ferry.registry.auth import requires
 from ferry.registry.blobs import image_of
 from ferry.state import state
 
 
 @requires("login")
-async def base(request: web.Request) -> web.Response:
+async def base(request: web.Request, caller: Caller) -> web.Response:
     return web.json_response({})
 
 
 @requires("pull")
-async def get_manifest(request: web.Request) -> web.Response:
+async def get_manifest(request: web.Request, caller: Caller) -> web.Response:
     stored = await manifests.get_manifest(
         state(request).db, image_of(request), request.match_info["reference"]
     )
@@ -31,7 +32,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 @requires("push")
-async def put_manifest(request: web.Request) -> web.Response:
+async def put_manifest(request: web.Request, caller: Caller) -> web.Response:
     app = state(request)
     payload = await read_whole_body(request, app.settings.max_manifest_bytes, "manifest")
     result = await manifests.put_manifest(
@@ -41,7 +42,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         request.match_info["reference"],
         payload,
         request.headers.get("Content-Type"),
-        caller_of(request).operator,
+        caller.operator,
     )
     name = request.match_info["name"]
     headers = {
@@ -73,7 +74,7 @@ async def read_whole_body(request: web.Request, limit: int, what: str) -> bytes:
 
 
 @requires("delete")
-async def delete_manifest(request: web.Request) -> web.Response:
+async def delete_manifest(request: web.Request, caller: Caller) -> web.Response:
     await manifests.delete_manifest(state(request).db, image_of(request), request.match_info["reference"])
     return web.Response(status=202)
 
@@ -94,7 +95,7 @@ def _next_link(path: str, limit: int | None, last: str) -> dict[str, str]:
 
 
 @requires("pull")
-async def list_tags(request: web.Request) -> web.Response:
+async def list_tags(request: web.Request, caller: Caller) -> web.Response:
     limit, last = _page(request)
     name = request.match_info["name"]
     tags, more = await manifests.list_tags(state(request).db, image_of(request), limit, last)
@@ -103,7 +104,7 @@ async def list_tags(request: web.Request) -> web.Response:
 
 
 @requires("pull")
-async def list_referrers(request: web.Request) -> web.Response:
+async def list_referrers(request: web.Request, caller: Caller) -> web.Response:
     artifact_type = request.query.get("artifactType")
     body = await manifests.referrers(
         state(request).db, image_of(request), request.match_info["digest"], artifact_type
@@ -113,11 +114,11 @@ async def list_referrers(request: web.Request) -> web.Response:
 
 
 @requires("login")
-async def catalog(request: web.Request) -> web.Response:
+async def catalog(request: web.Request, caller: Caller) -> web.Response:
     limit, last = _page(request)
     app = state(request)
     async with app.db.read() as session:
-        org_ids = await readable_organization_ids(session, caller_of(request))
+        org_ids = await readable_organization_ids(session, caller)
         names, more = await manifests.catalog(session, org_ids or [], limit, last)
     headers = _next_link("/v2/_catalog", limit, names[-1]) if more and names else {}
     return web.json_response({"repositories": names}, headers=headers)
