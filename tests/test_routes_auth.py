@@ -71,7 +71,7 @@ def test_registry_routes_refuse_a_token_without_the_scope(
 )
 def test_management_operations_refuse_a_request_without_credentials(
     ferry_server: FerryServer, operation: Operation
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     response = requests.request(
         operation.method, ferry_server.url + _fill(operation.path), json={}, timeout=10
     )
