@@ -34,7 +34,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 
-from ferry.manage import routes  # noqa: F401  (registers every operation)
 from ferry.manage.openapi import build_document
 from ferry.manage.routes import OPERATIONS
 from tests.support.registry_client import RegistryClient

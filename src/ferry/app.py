@@ -12,8 +12,10 @@ from aiohttp import web
 from ferry.config import Settings
 from ferry.errors import OCIError, SWRError
 from ferry.identity.bootstrap import bootstrap_admin
+from ferry.identity.errors import LoginRefused, OrganizationError
 from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
+from ferry.identity.throttle import LoginThrottled
 from ferry.images.errors import ImageError
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
@@ -24,10 +26,21 @@ from ferry.registry import errors as registry_errors
 from ferry.registry.routes import add_routes as add_registry_routes
 from ferry.state import STATE, AppState, state
 from ferry.storage import StorageFull
+from ferry.sync.authorization import SyncRefused
+from ferry.sync.rules import RuleError
 
 log = logging.getLogger("ferry")
 # What services refuse with, in words; each API's errors module turns them into its wire format.
-DOMAIN_ERRORS = (ImageError, StorageFull, DatabaseFull)
+DOMAIN_ERRORS = (
+    ImageError,
+    OrganizationError,
+    LoginRefused,
+    LoginThrottled,
+    RuleError,
+    SyncRefused,
+    StorageFull,
+    DatabaseFull,
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

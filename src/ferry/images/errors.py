@@ -71,3 +71,23 @@ class UploadOutOfOrder(ImageError):
     def __init__(self, size: int) -> None:
         super().__init__(f"chunk does not start at the upload's current size {size}")
         self.size = size
+
+
+class RepositoryExists(ImageError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"repository '{name}' already exists")
+        self.name = name
+
+
+class TagUnknown(ImageError):
+    def __init__(self, tag: str) -> None:
+        super().__init__(f"image tag '{tag}' not found")
+        self.tag = tag
+
+
+class TagExists(ImageError):
+    """A retag onto a tag that exists, without leave to override it."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(f"tag '{tag}' exists and override is false")
+        self.tag = tag

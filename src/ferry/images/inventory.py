@@ -1,4 +1,10 @@
-"""Repositories and tags with the figures the management API reports (sizes, counts)."""
+"""Repositories and tags with the figures the management API reports (sizes, counts), as the
+caller may see them.
+
+Every list here costs a fixed number of statements, whatever its length: figures, tag names and
+accounts come for a whole page at once (tests/test_statement_counts.py,
+tests/test_management_statement_counts.py).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.identity.caller import Operator
-from ferry.images.events import TagEvents
+from ferry.identity.caller import READ
+from ferry.identity.errors import OrganizationUnknown
+from ferry.identity.organizations import account_of, visible_organizations
+from ferry.identity.service import Principal
+from ferry.images.errors import TagUnknown
 from ferry.images.manifest_format import INDEX_TYPES
-from ferry.images.tags import TagMove, move_tag
+from ferry.images.repositories import repository_for
 from ferry.metadata.models import (
     Account,
     Blob,
@@ -53,14 +62,21 @@ class TagView:
             return self.manifest.digest
 
 
-async def repository_in(session: AsyncSession, organization_id: int, name: str) -> Repository | None:
-    return await session.scalar(
-        select(Repository).where(Repository.organization_id == organization_id, Repository.name == name)
-    )
-
-
 async def figures(session: AsyncSession, repository_id: int) -> RepositoryFigures:
     return (await figures_of(session, [repository_id]))[repository_id]
+
+
+def _distinct_blobs(repositories: ColumnElement[bool]) -> Subquery:
+    """`repository_id, digest, size` of each blob the manifests of those repositories reference,
+    once per repository however many manifests share it."""
+    return (
+        select(Manifest.repository_id.label("repository_id"), Blob.digest, Blob.size)
+        .join(ManifestReference, ManifestReference.manifest_id == Manifest.id)
+        .join(Blob, Blob.digest == ManifestReference.digest)
+        .where(repositories, ManifestReference.is_manifest.is_(False))
+        .distinct()
+        .subquery()
+    )
 
 
 async def figures_of(session: AsyncSession, repository_ids: list[int]) -> dict[int, RepositoryFigures]:
@@ -68,14 +84,7 @@ async def figures_of(session: AsyncSession, repository_ids: list[int]) -> dict[i
 
     Three statements for any number of repositories (a page of 500 costs what a page of 1 does).
     """
-    distinct_blobs = (
-        select(Manifest.repository_id.label("repository_id"), Blob.digest, Blob.size)
-        .join(ManifestReference, ManifestReference.manifest_id == Manifest.id)
-        .join(Blob, Blob.digest == ManifestReference.digest)
-        .where(Manifest.repository_id.in_(repository_ids), ManifestReference.is_manifest.is_(False))
-        .distinct()
-        .subquery()
-    )
+    distinct_blobs = _distinct_blobs(Manifest.repository_id.in_(repository_ids))
     blob_bytes = await _grouped(
         session,
         select(distinct_blobs.c.repository_id, func.sum(distinct_blobs.c.size)).group_by(
@@ -100,13 +109,33 @@ async def figures_of(session: AsyncSession, repository_ids: list[int]) -> dict[i
     }
 
 
+@dataclass(frozen=True)
+class OrganizationTotals:
+    """The account overview's figures: `figures` summed over every repository of the organizations."""
+
+    repositories: int
+    figures: RepositoryFigures
+
+
+async def totals_of(session: AsyncSession, organization_ids: list[int]) -> OrganizationTotals:
+    """Four statements however many repositories the organizations hold (the overview used to
+    ask for each repository's figures in turn)."""
+    in_organizations = Repository.organization_id.in_(organization_ids)
+    repository_ids = select(Repository.id).where(in_organizations)
+    count = select(func.count()).select_from(Repository).where(in_organizations)
+    distinct_blobs = _distinct_blobs(Manifest.repository_id.in_(repository_ids))
+    blob_bytes = select(func.sum(distinct_blobs.c.size))
+    manifest_bytes = select(func.sum(Manifest.size)).where(Manifest.repository_id.in_(repository_ids))
+    images = select(func.count()).select_from(Tag).where(Tag.repository_id.in_(repository_ids))
+    repositories, blobs, manifests, tags = [
+        int(await session.scalar(query) or 0) for query in (count, blob_bytes, manifest_bytes, images)
+    ]
+    return OrganizationTotals(repositories, RepositoryFigures(blobs + manifests, tags))
+
+
 async def _grouped(session: AsyncSession, query: Select[Any, Any]) -> dict[int, int]:
     """`repository_id, figure` rows as a dict."""
     return {key: int(value or 0) for key, value in (await session.execute(query)).all()}
-
-
-async def tag_names(session: AsyncSession, repository_id: int) -> list[str]:
-    return (await tag_names_of(session, [repository_id]))[repository_id]
 
 
 async def tag_names_of(session: AsyncSession, repository_ids: list[int]) -> dict[int, list[str]]:
@@ -192,13 +221,19 @@ async def repository_page(
 
 
 @dataclass(frozen=True)
-class RepositoryListing:
-    """One row of a repository list, with everything the list shows."""
+class RepositoryView:
+    """A repository with everything its detail shows."""
 
     repository: Repository
     organization: Organization
     account: Account
     figures: RepositoryFigures
+
+
+@dataclass(frozen=True)
+class RepositoryListing(RepositoryView):
+    """One row of a repository list: the detail's fields and the tag names."""
+
     tags: list[str]
 
 
@@ -236,23 +271,102 @@ async def list_repositories(
     return listings, total
 
 
-async def retag(
-    session: AsyncSession,
-    events: TagEvents,
-    repository: Repository,
-    source: str,
-    destination: str,
-    operator: Operator,
-) -> TagMove | None:
-    """Points `destination` at the source tag's manifest; None when the source tag is missing."""
-    digest = await session.scalar(
-        select(Tag.digest).where(Tag.repository_id == repository.id, Tag.name == source)
+async def show_repository(
+    session: AsyncSession, principal: Principal, namespace: str, name: str
+) -> RepositoryView:
+    visible, repository = await repository_for(session, principal, namespace, name, READ)
+    org = visible.organization
+    stats = await figures(session, repository.id)
+    return RepositoryView(repository, org, await account_of(session, org.account_id), stats)
+
+
+@dataclass(frozen=True)
+class RepositoryQuery:
+    """A repository list as the management API asks for it; None means any."""
+
+    namespace: str | None
+    name_contains: str | None
+    category: str | None
+    offset: int
+    limit: int
+    order_column: str  # one of REPOSITORY_ORDER_COLUMNS
+    descending: bool
+
+
+async def visible_repositories(
+    session: AsyncSession, principal: Principal, query: RepositoryQuery
+) -> tuple[list[RepositoryListing], int]:
+    """A page of the repositories in organizations the caller has a right on, and their number."""
+    visible = [v.organization for v in await visible_organizations(session, principal)]
+    if query.namespace and query.namespace not in {o.name for o in visible}:
+        raise OrganizationUnknown(query.namespace)
+    return await list_repositories(
+        session,
+        [o.id for o in visible],
+        query.namespace,
+        query.name_contains,
+        query.category,
+        query.offset,
+        query.limit,
+        query.order_column,
+        query.descending,
     )
-    if digest is None:
-        return None
-    return await move_tag(session, events, repository, destination, digest, operator)
 
 
-async def delete_tag(session: AsyncSession, repository_id: int, name: str) -> bool:
-    result = await session.execute(delete(Tag).where(Tag.repository_id == repository_id, Tag.name == name))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class TagQuery:
+    offset: int
+    limit: int
+    order_column: str  # "updated_at" or "tag"
+    descending: bool
+    name_contains: str | None
+
+
+@dataclass(frozen=True)
+class TagPage:
+    views: list[TagView]
+    total: int
+    account: Account  # the repository's, whose domain every row names
+
+
+async def list_tags(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, query: TagQuery
+) -> TagPage:
+    visible, repository = await repository_for(session, principal, namespace, name, READ)
+    account = await account_of(session, visible.organization.account_id)
+    views, total = await tag_page(
+        session,
+        repository.id,
+        query.offset,
+        query.limit,
+        query.order_column,
+        query.descending,
+        query.name_contains,
+    )
+    return TagPage(views, total, account)
+
+
+async def show_tag(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, tag: str
+) -> tuple[TagView, Account]:
+    visible, repository = await repository_for(session, principal, namespace, name, READ)
+    account = await account_of(session, visible.organization.account_id)
+    view = await tag_view(session, repository.id, tag)
+    if view is None:
+        raise TagUnknown(tag)
+    return view, account
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    account: Account
+    organizations: int  # the ones the caller sees
+    totals: OrganizationTotals
+
+
+async def account_overview(session: AsyncSession, principal: Principal) -> AccountOverview:
+    """The caller's account and the figures of every repository it can see, in a fixed number of
+    statements however many repositories there are."""
+    visible = [v.organization for v in await visible_organizations(session, principal)]
+    account = await account_of(session, principal.account_id)
+    return AccountOverview(account, len(visible), await totals_of(session, [o.id for o in visible]))

@@ -1,10 +1,26 @@
+"""Finding repositories, creating them on push, and the changes the management API makes to
+repositories and their tags (each checked against the caller's right on the organization)."""
+
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.images.errors import OrganizationMissing, RepositoryUnknown
-from ferry.metadata.models import Organization, Repository, utcnow
+from ferry.identity.caller import EDIT
+from ferry.identity.organizations import VisibleOrganization, require_organization
+from ferry.identity.service import Principal
+from ferry.images.errors import (
+    OrganizationMissing,
+    RepositoryExists,
+    RepositoryUnknown,
+    TagExists,
+    TagUnknown,
+)
+from ferry.images.events import TagEvents
+from ferry.images.tags import TagMove, move_tag
+from ferry.metadata.models import Organization, Repository, Tag, utcnow
 from ferry.metadata.statements import insert_ignore
 from ferry.names import ImageName
 
@@ -22,6 +38,23 @@ async def require_repository(session: AsyncSession, image: ImageName) -> Reposit
     if repository is None:
         raise RepositoryUnknown(str(image))
     return repository
+
+
+async def repository_in(session: AsyncSession, organization_id: int, name: str) -> Repository | None:
+    return await session.scalar(
+        select(Repository).where(Repository.organization_id == organization_id, Repository.name == name)
+    )
+
+
+async def repository_for(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, needs: int
+) -> tuple[VisibleOrganization, Repository]:
+    """The repository, when the caller holds at least `needs` on its organization."""
+    visible = await require_organization(session, principal, namespace, needs)
+    repository = await repository_in(session, visible.organization.id, name)
+    if repository is None:
+        raise RepositoryUnknown(f"{namespace}/{name}")
+    return visible, repository
 
 
 async def repository_for_push(session: AsyncSession, image: ImageName, creator: str) -> Repository:
@@ -44,3 +77,81 @@ async def repository_for_push(session: AsyncSession, image: ImageName, creator: 
     repository = await find_repository(session, image)
     assert repository is not None
     return repository
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """What the management API sets on a repository; None leaves a field as it is (on update)."""
+
+    is_public: bool
+    category: str | None = None
+    description: str | None = None
+
+
+async def create_repository(
+    session: AsyncSession, creator: Principal, namespace: str, name: str, settings: RepositorySettings
+) -> Repository:
+    visible = await require_organization(session, creator, namespace, EDIT)
+    if await repository_in(session, visible.organization.id, name):
+        raise RepositoryExists(f"{namespace}/{name}")
+    repository = Repository(
+        organization_id=visible.organization.id,
+        name=name,
+        is_public=settings.is_public,
+        category=settings.category or "other",
+        description=settings.description or "",
+        creator_name=creator.name,
+    )
+    session.add(repository)
+    return repository
+
+
+async def update_repository(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, settings: RepositorySettings
+) -> Repository:
+    _, repository = await repository_for(session, principal, namespace, name, EDIT)
+    repository.is_public = settings.is_public
+    if settings.category is not None:
+        repository.category = settings.category
+    if settings.description is not None:
+        repository.description = settings.description
+    repository.updated_at = utcnow()
+    return repository
+
+
+async def delete_repository(session: AsyncSession, principal: Principal, namespace: str, name: str) -> None:
+    """The repository and, by cascade, its manifests, tags and blob links."""
+    _, repository = await repository_for(session, principal, namespace, name, EDIT)
+    await session.delete(repository)
+
+
+async def delete_tag(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, tag: str
+) -> None:
+    _, repository = await repository_for(session, principal, namespace, name, EDIT)
+    result = await session.execute(delete(Tag).where(Tag.repository_id == repository.id, Tag.name == tag))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise TagUnknown(tag)
+
+
+async def retag(
+    session: AsyncSession,
+    events: TagEvents,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    source: str,
+    destination: str,
+    override: bool,
+) -> TagMove:
+    """Points `destination` at the manifest `source` names, through move_tag (which tells
+    `events`, so a sync rule copies the new tag in the same transaction)."""
+    _, repository = await repository_for(session, principal, namespace, name, EDIT)
+    if not override and await session.get(Tag, (repository.id, destination)) is not None:
+        raise TagExists(destination)
+    digest = await session.scalar(
+        select(Tag.digest).where(Tag.repository_id == repository.id, Tag.name == source)
+    )
+    if digest is None:
+        raise TagUnknown(source)
+    return await move_tag(session, events, repository, destination, digest, principal.operator)

@@ -61,19 +61,14 @@ async def show_feature_gates(request: web.Request, principal: Principal) -> web.
 
 async def show_domain_overview(request: web.Request, principal: Principal) -> web.Response:
     async with state(request).db.read() as session:
-        visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
-        account = await orgs.account_of(session, principal.account_id)
-        repos, _ = await inventory.repository_page(
-            session, [o.id for o in visible], None, None, None, 0, 1_000_000, "name", False
-        )
-        repo_figures = [await inventory.figures(session, repo.id) for repo, _org in repos]
+        found = await inventory.account_overview(session, principal)
     overview = DomainOverview(
-        domain_id=account.domain_id,
-        domain_name=account.name,
-        namspace_num=len(visible),
-        repo_num=len(repos),
-        image_num=sum(f.num_images for f in repo_figures),
-        store_space=float(sum(f.size for f in repo_figures)),
+        domain_id=found.account.domain_id,
+        domain_name=found.account.name,
+        namspace_num=found.organizations,
+        repo_num=found.totals.repositories,
+        image_num=found.totals.figures.num_images,
+        store_space=float(found.totals.figures.size),
         downflow_size=0.0,
     )
     return json_response(overview)

@@ -11,7 +11,7 @@ from ferry.identity import access_keys, signing
 from ferry.identity.iam_tokens import TokenError
 from ferry.identity.service import Principal, principal_by_id
 from ferry.identity.throttle import LoginThrottled, key_identity
-from ferry.manage.operations import Endpoint, Handler, Operation
+from ferry.manage.operations import Handler, Operation, Public
 from ferry.metadata.models import Account
 from ferry.state import AppState, state
 
@@ -21,9 +21,9 @@ _PREFIX = "Incorrect IAM authentication information: "
 def guard(operation: Operation) -> Handler:
     """The handler the router calls for an operation: a public one as it is, any other wrapped
     so that it runs only for a signed-in caller, whom it receives."""
-    if operation.public:
-        return operation.handler  # type: ignore[return-value]
-    endpoint: Endpoint = operation.handler  # type: ignore[assignment]
+    if isinstance(operation.access, Public):
+        return operation.access.handler
+    endpoint = operation.access.endpoint
 
     @functools.wraps(endpoint)
     async def authenticated(request: web.Request) -> web.StreamResponse:

@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ferry.errors import SWRError, swr_bad_request
+from ferry.errors import swr_bad_request
 from ferry.identity import organizations as orgs
-from ferry.identity.service import Principal, authenticate_password
-from ferry.identity.throttle import LoginThrottled, user_identity
+from ferry.identity.password_login import PasswordLogin, Reference, password_login
+from ferry.identity.service import Principal
 from ferry.manage.operations import authenticated, json_response, parse_body, public
 from ferry.state import state
 
@@ -77,68 +77,55 @@ async def create_token(request: web.Request) -> web.Response:
     if "password" not in body.auth.identity.methods:
         raise swr_bad_request("only the password method is supported", "SVCSTG.SWR.4000014")
     app = state(request)
-    user = body.auth.identity.password.user
+    user, scope = body.auth.identity.password.user, body.auth.scope or Scope()
+    login = await password_login(
+        app.db,
+        app.login_throttle,
+        app.iam_tokens,
+        app.client_address(request),
+        user.name,
+        user.password,
+        _reference(user.domain),
+        _reference(scope.project),
+        app.settings.region,
+    )
+    token = _keystone_token(login, app.settings.region)
+    if request.query.get("nocatalog") != "true":
+        token["catalog"] = _catalog(app.base_url(request), app.settings.region)
+    return json_response({"token": token}, status=201, headers={"X-Subject-Token": login.token.token})
 
-    async def login() -> Principal | None:
-        async with app.db.read() as session:
-            return await authenticate_password(session, user.name, user.password)
 
-    try:
-        principal = await app.login_throttle.attempt(
-            user_identity(user.name), app.client_address(request), login
-        )
-    except LoginThrottled as throttled:
-        raise SWRError(
-            429, "APIGW.0308", str(throttled), headers={"Retry-After": str(throttled.retry_after)}
-        ) from None
-    async with app.db.read() as session:
-        account = await orgs.account_of(session, principal.account_id) if principal else None
-    if principal is None or account is None or not _domain_matches(user.domain, account):
-        raise SWRError(401, "IAM.0004", "The username or password is wrong.")
-    scope = body.auth.scope or Scope()
-    region = app.settings.region
-    if scope.project and not (scope.project.name == region or scope.project.id == account.project_id):
-        raise SWRError(
-            401, "IAM.0015", f"no project {scope.project.name or scope.project.id!r} in this region"
-        )
-    issued = app.iam_tokens.issue(principal, {"project": account.project_id} if scope.project else {})
+def _reference(value: NameOrId | None) -> Reference | None:
+    return Reference(value.name, value.id) if value is not None else None
+
+
+def _keystone_token(login: PasswordLogin, region: str) -> dict[str, Any]:
+    """The token body as Keystone (and so the SDK) has it, scoped to the project or the domain."""
+    principal, account = login.principal, login.account
     domain = {"id": account.domain_id, "name": account.name}
     token: dict[str, Any] = {
-        "expires_at": _iso(issued.expires_at),
-        "issued_at": _iso(issued.issued_at),
+        "expires_at": _iso(login.token.expires_at),
+        "issued_at": _iso(login.token.issued_at),
         "methods": ["password"],
         "user": {"id": str(principal.user_id), "name": principal.name, "domain": domain},
         "roles": [{"id": "0", "name": "te_admin" if principal.is_admin else "te_agency"}],
     }
-    if scope.project:
+    if login.project_scoped:
         token["project"] = {"id": account.project_id, "name": region, "domain": domain}
     else:
         token["domain"] = domain
-    if request.query.get("nocatalog") != "true":
-        base = app.base_url(request)
-        token["catalog"] = [
-            {
-                "type": "swr",
-                "name": "swr",
-                "id": "swr",
-                "endpoints": [
-                    {
-                        "interface": "public",
-                        "region": region,
-                        "region_id": region,
-                        "url": base,
-                        "id": "swr-" + region,
-                    }
-                ],
-            }
-        ]
-    return json_response({"token": token}, status=201, headers={"X-Subject-Token": issued.token})
+    return token
 
 
-def _domain_matches(domain: NameOrId | None, account: orgs.Account) -> bool:
-    if domain is None:
-        return True
-    return domain.name in (None, account.name) and domain.id in (None, account.domain_id)
+def _catalog(base_url: str, region: str) -> list[dict[str, Any]]:
+    endpoint = {
+        "interface": "public",
+        "region": region,
+        "region_id": region,
+        "url": base_url,
+        "id": "swr-" + region,
+    }
+    return [{"type": "swr", "name": "swr", "id": "swr", "endpoints": [endpoint]}]
 
 
 async def list_projects(request: web.Request, principal: Principal) -> web.Response:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ferry.errors import SWRError, swr_bad_request
+from ferry.errors import swr_bad_request
 from ferry.identity import organizations as orgs
-from ferry.identity.service import IdentityError, Principal, create_organization
-from ferry.manage.access import MANAGE, READ, conflict, organization_for
+from ferry.identity.caller import READ
+from ferry.identity.service import Principal
 from ferry.manage.operations import (
     authenticated,
     json_response,
@@ -16,8 +16,6 @@ from ferry.manage.operations import (
     parse_filter,
 )
 from ferry.manage.schemas import CreateNamespaceBody, NamespaceAuth, NamespaceList, ShowNamespace, UserAuth
-from ferry.names import is_new_organization_name
-from ferry.parsing import whole_number
 from ferry.state import state
 
 NS = "/v2/manage/namespaces"
@@ -29,69 +27,52 @@ def _show(visible: orgs.VisibleOrganization) -> ShowNamespace:
     return ShowNamespace(id=org.id, name=org.name, creator_name=org.creator_name, auth=visible.auth)
 
 
+def _user_auth(user_id: int, name: str, auth: int) -> UserAuth:
+    return UserAuth.model_validate({"user_id": str(user_id), "user_name": name, "auth": auth})
+
+
 async def create_namespace(request: web.Request, principal: Principal) -> web.Response:
     body = await parse_body(request, CreateNamespaceBody)
-    if not is_new_organization_name(body.namespace):
-        raise swr_bad_request(f"invalid organization name {body.namespace!r}", "SVCSTG.SWR.4001028")
     app = state(request)
     async with app.db.write() as session:
-        used = await orgs.count_account_organizations(session, principal.account_id)
-        if used >= app.settings.namespace_quota:
-            raise swr_bad_request(
-                f"organization quota of {app.settings.namespace_quota} reached", "SVCSTG.SWR.4000097"
-            )
-        if await orgs.find_organization(session, body.namespace):
-            raise conflict("SVCSTG.SWR.4090060", f"organization '{body.namespace}' already exists")
-        try:
-            await create_organization(session, principal, body.namespace)
-        except IdentityError as error:
-            raise swr_bad_request(str(error), "SVCSTG.SWR.4001028") from None
+        await orgs.create_organization(session, principal, body.namespace, app.settings.namespace_quota)
     return json_response({}, status=201)
 
 
 async def list_namespaces(request: web.Request, principal: Principal) -> web.Response:
     filters = parse_filter(request) or {}
-    wanted = filters.get("namespace") or request.query.get("namespace")
+    wanted = filters.get("namespace") or request.query.get("namespace") or None
     async with state(request).db.read() as session:
-        visible = await orgs.visible_organizations(session, principal)
-    items = [_show(v) for v in visible if not wanted or v.organization.name == wanted]
-    return json_response(NamespaceList(namespaces=items))
+        visible = await orgs.list_organizations(session, principal, wanted)
+    return json_response(NamespaceList(namespaces=[_show(v) for v in visible]))
 
 
 async def show_namespace(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     async with state(request).db.read() as session:
-        visible = await organization_for(session, principal, name, READ)
+        visible = await orgs.require_organization(session, principal, name, READ)
     return json_response(_show(visible))
 
 
 async def delete_namespace(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal, name, MANAGE)
-        try:
-            await orgs.delete_organization(session, visible.organization)
-        except orgs.OrganizationNotEmpty:
-            raise SWRError(
-                406, "SVCSTG.SWR.4060074", f"organization '{name}' still has repositories: delete them first"
-            ) from None
+        await orgs.delete_organization(session, principal, name)
     return web.Response(status=204)
 
 
 async def show_namespace_auth(request: web.Request, principal: Principal) -> web.Response:
     name = namespace_param(request)
     async with state(request).db.read() as session:
-        visible = await organization_for(session, principal, name, READ)
-        granted = await orgs.permissions(session, visible.organization)
+        visible, granted = await orgs.organization_permissions(session, principal, name)
     org = visible.organization
-    me = UserAuth(user_id=str(principal.user_id), user_name=principal.name, auth=visible.auth)  # type: ignore[arg-type]
-    others = [
-        UserAuth(user_id=str(u.id), user_name=u.name, auth=auth)  # type: ignore[arg-type]
-        for u, auth in granted
-        if u.id != principal.user_id
-    ]
+    others = [_user_auth(u.id, u.name, auth) for u, auth in granted if u.id != principal.user_id]
     body = NamespaceAuth(
-        id=org.id, name=org.name, creator_name=org.creator_name, self_auth=me, others_auths=others
+        id=org.id,
+        name=org.name,
+        creator_name=org.creator_name,
+        self_auth=_user_auth(principal.user_id, principal.name, visible.auth),
+        others_auths=others,
     )
     return json_response(body)
 
@@ -102,13 +83,7 @@ async def _change_permissions(request: web.Request, principal: Principal, status
     if not grants:
         raise swr_bad_request("at least one user permission is required", "SVCSTG.SWR.4001014")
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal, name, MANAGE)
-        for grant in grants:
-            user_id = whole_number(grant.user_id)
-            if user_id is None or not await orgs.set_permission(
-                session, visible.organization, user_id, grant.auth
-            ):
-                raise SWRError(404, "SVCSTG.SWR.4040006", f"user {grant.user_id!r} not found in this account")
+        await orgs.grant_permissions(session, principal, name, [(g.user_id, g.auth) for g in grants])
     return web.Response(status=status)
 
 
@@ -124,11 +99,7 @@ async def delete_namespace_auth(request: web.Request, principal: Principal) -> w
     name = namespace_param(request)
     user_ids = await parse_body(request, list[str])
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal, name, MANAGE)
-        for user_id in user_ids:
-            number = whole_number(user_id)
-            if number is None or not await orgs.revoke_permission(session, visible.organization, number):
-                raise SWRError(404, "SVCSTG.SWR.4040006", f"user {user_id!r} has no permission here")
+        await orgs.revoke_permissions(session, principal, name, user_ids)
     return web.Response(status=204)
 
 

@@ -23,22 +23,46 @@ from ferry.parsing import JSONRefused, load_json, whole_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M")
-# An endpoint that needs a signed-in caller receives it (manage.auth.authenticated wraps it).
+# An endpoint that needs a signed-in caller receives it (manage.auth.guard authenticates).
 Endpoint = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """Only a signed-in caller (AK/SK signature or IAM token) may call; the endpoint receives it."""
+
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class Public:
+    """Anyone may call: version discovery, and the IAM token endpoint, which is how one signs in."""
+
+    handler: Handler
+
+
+@dataclass(frozen=True)
 class Operation:
+    """One route of the management API: who may call it, and what /openapi.json says of it."""
+
     method: str
     path: str
-    handler: Handler | Endpoint
+    access: SignedIn | Public
     summary: str
     status: int = 200
     body: Any = None
     response: Any = None
     query: tuple[str, ...] = ()
-    public: bool = False
     tags: tuple[str, ...] = field(default=())
+
+    @property
+    def public(self) -> bool:
+        return isinstance(self.access, Public)
+
+    @property
+    def handler(self) -> Handler | Endpoint:
+        """The function as written (its name is the operationId)."""
+        return self.access.handler if isinstance(self.access, Public) else self.access.endpoint
 
 
 def authenticated(
@@ -54,9 +78,8 @@ def authenticated(
     tag: str = "",
 ) -> Operation:
     """An operation only a signed-in caller may call; its endpoint receives the principal."""
-    return Operation(
-        method, path, endpoint, summary, status, body, response, query, False, (tag,) if tag else ()
-    )
+    tags = (tag,) if tag else ()
+    return Operation(method, path, SignedIn(endpoint), summary, status, body, response, query, tags)
 
 
 def public(
@@ -72,7 +95,7 @@ def public(
 ) -> Operation:
     """An operation anyone may call (version discovery, the IAM token endpoint)."""
     tags = (tag,) if tag else ()
-    return Operation(method, path, handler, summary, status, body, response, public=True, tags=tags)
+    return Operation(method, path, Public(handler), summary, status, body, response, tags=tags)
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.errors import organization_not_found, swr_bad_request
-from ferry.identity import organizations as orgs
+from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.images import inventory
-from ferry.manage.access import EDIT, READ, conflict, organization_for, repository_for
+from ferry.images import inventory, repositories
+from ferry.images.repositories import RepositorySettings
 from ferry.manage.operations import (
     authenticated,
     content_range,
@@ -21,7 +19,6 @@ from ferry.manage.operations import (
     repository_param,
 )
 from ferry.manage.schemas import CreateRepoBody, RepositoryDetail, RepositoryListItem, UpdateRepoBody, rfc3339
-from ferry.metadata.models import Organization, Repository, utcnow
 from ferry.names import is_organization, is_repository
 from ferry.state import state
 
@@ -35,10 +32,8 @@ def _paths(request: web.Request, org: str, repo: str) -> tuple[str, str]:
     return f"{host}/{org}/{repo}", f"{request.host}/{org}/{repo}"
 
 
-async def _detail(
-    request: web.Request, session: AsyncSession, org: Organization, repo: Repository
-) -> RepositoryDetail:
-    stats = await inventory.figures(session, repo.id)
+def _detail(request: web.Request, view: inventory.RepositoryView) -> RepositoryDetail:
+    repo, org, stats = view.repository, view.organization, view.figures
     path, internal = _paths(request, org.name, repo.name)
     return RepositoryDetail(
         id=repo.id,
@@ -57,7 +52,7 @@ async def _detail(
         internal_path=internal,
         created=rfc3339(repo.created_at),
         updated=rfc3339(repo.updated_at),
-        domain_id=(await orgs.account_of(session, org.account_id)).domain_id,
+        domain_id=view.account.domain_id,
         priority=0,
     )
 
@@ -68,54 +63,37 @@ async def create_repo(request: web.Request, principal: Principal) -> web.Respons
     name = body.repository.replace("$", "/")
     if not is_repository(name):
         raise swr_bad_request(f"invalid repository name {body.repository!r}", "SVCSTG.SWR.4009011")
+    settings = RepositorySettings(body.is_public, body.category, body.description)
     async with state(request).db.write() as session:
-        visible = await organization_for(session, principal, namespace, EDIT)
-        if await inventory.repository_in(session, visible.organization.id, name):
-            raise conflict("SVCSTG.SWR.4090006", f"repository '{namespace}/{name}' already exists")
-        session.add(
-            Repository(
-                organization_id=visible.organization.id,
-                name=name,
-                is_public=body.is_public,
-                category=body.category or "other",
-                description=body.description or "",
-                creator_name=principal.name,
-            )
-        )
+        await repositories.create_repository(session, principal, namespace, name, settings)
     return json_response({})
 
 
 async def show_repository(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal, namespace, name, READ)
-        detail = await _detail(request, session, visible.organization, repo)
-    return json_response(detail)
+        view = await inventory.show_repository(session, principal, namespace, name)
+    return json_response(_detail(request, view))
 
 
 async def update_repo(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, UpdateRepoBody)
+    settings = RepositorySettings(body.is_public, body.category, body.description)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        repo.is_public = body.is_public
-        if body.category is not None:
-            repo.category = body.category
-        if body.description is not None:
-            repo.description = body.description
-        repo.updated_at = utcnow()
+        await repositories.update_repository(session, principal, namespace, name, settings)
     return json_response({}, status=201)
 
 
 async def delete_repo(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        await session.delete(repo)
+        await repositories.delete_repository(session, principal, namespace, name)
     return web.Response(status=204)
 
 
-async def list_repos(request: web.Request, principal: Principal) -> web.Response:
+def _list_query(request: web.Request) -> inventory.RepositoryQuery:
+    """The list's filter (`filter=k::v|…`) or, without one, its plain query parameters."""
     filters = parse_filter(request)
     values = (
         filters if filters is not None else {k: request.query[k] for k in LIST_KEYS if k in request.query}
@@ -131,23 +109,23 @@ async def list_repos(request: web.Request, principal: Principal) -> web.Response
             "order_column must be name, updated_time or tag_count, order_type asc or desc",
             "SVCSTG.SWR.4000014",
         )
+    return inventory.RepositoryQuery(
+        namespace,
+        values.get("name") or None,
+        values.get("category") or None,
+        offset,
+        limit,
+        order_column,
+        order_type == "desc",
+    )
+
+
+async def list_repos(request: web.Request, principal: Principal) -> web.Response:
+    query = _list_query(request)
     async with state(request).db.read() as session:
-        visible = [v.organization for v in await orgs.visible_organizations(session, principal)]
-        if namespace and namespace not in {o.name for o in visible}:
-            raise organization_not_found(namespace)
-        listings, total = await inventory.list_repositories(
-            session,
-            [o.id for o in visible],
-            namespace,
-            values.get("name") or None,
-            values.get("category") or None,
-            offset,
-            limit,
-            order_column,
-            order_type == "desc",
-        )
+        listings, total = await inventory.visible_repositories(session, principal, query)
     items = [_list_item(request, listing, total) for listing in listings]
-    return json_response(items, headers=content_range(offset, len(items), total))
+    return json_response(items, headers=content_range(query.offset, len(items), total))
 
 
 def _list_item(request: web.Request, listing: inventory.RepositoryListing, total: int) -> RepositoryListItem:

@@ -14,8 +14,10 @@ OPERATIONS: list[Operation] = [
     *iam.OPERATIONS,
     *namespaces.OPERATIONS,
     *repositories.OPERATIONS,
-    *tags.OPERATIONS,
+    # sync before tags: the order the operations had when importing registered them, so
+    # /openapi.json lists its paths as it always has.
     *sync.OPERATIONS,
+    *tags.OPERATIONS,
 ]
 
 

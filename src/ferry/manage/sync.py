@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.errors import SWRError, swr_bad_request, swr_forbidden
-from ferry.identity.organizations import account_of
+from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.manage.access import EDIT, MANAGE, READ, repository_for
 from ferry.manage.operations import (
     authenticated,
     content_range,
@@ -21,13 +20,10 @@ from ferry.manage.operations import (
     repository_param,
 )
 from ferry.manage.schemas import rfc3339
-from ferry.metadata.models import Repository, SyncJob, SyncRule
-from ferry.names import is_organization, is_tag
-from ferry.state import AppState, state
+from ferry.metadata.models import SyncJob, SyncRule
+from ferry.names import is_tag
+from ferry.state import state
 from ferry.sync import rules
-from ferry.sync.authorization import SyncRefused, actor_of, check_target, may_configure_rules
-from ferry.sync.peer_client import PeerError
-from ferry.sync.triggers import Target
 
 SYNC = "/v2/manage/namespaces/{namespace}/repos/{repository}"
 TAG = "sync"
@@ -103,75 +99,17 @@ class RegionInfo(BaseModel):
     registryURL: str
 
 
-def _check_target(app: AppState, region: str, namespace: str) -> None:
-    valid = [p.id for p in app.settings.peer_regions()]
-    if region not in valid:
-        names = ", ".join(valid) or "none configured"
-        raise swr_bad_request(
-            f"invalid remoteRegionId {region!r}: valid target regions are {names}", "SVCSTG.SWR.4000014"
-        )
-    if not is_organization(namespace):
-        raise swr_bad_request(f"invalid remoteNamespace {namespace!r}", "SVCSTG.SWR.4001028")
-
-
-async def _check_target_region(
-    app: AppState, principal: Principal, target: SyncTarget, repository: str, *, unreachable_ok: bool = False
-) -> None:
-    """The target region must let the caller push there (sync/authorization.py).
-
-    Unreachable: a rule is not stored (500), a manual sync queues its jobs, which check again.
-    """
-    region, namespace = target.remote_region_id, target.remote_namespace
-    async with app.db.read() as session:
-        actor = await actor_of(session, principal)
-    try:
-        await check_target(app.peer_clients[region], actor, namespace, repository)
-    except SyncRefused as refused:
-        raise SWRError(404, "SVCSTG.SWR.4040058", str(refused)) from None
-    except PeerError as error:
-        if unreachable_ok and error.retryable:
-            return
-        raise SWRError(
-            500,
-            "SVCSTG.SWR.5000046",
-            f"cannot check the target organization in region {region}: {error}; "
-            f"check that {region} is up and the peer credential configured for it",
-        ) from None
-
-
-async def _rule_repository(
-    session: AsyncSession, principal: Principal, namespace: str, name: str
-) -> Repository:
-    """The source repository, when the caller may configure automatic sync on it (SWR: only the
-    account's administrators)."""
-    visible, repository = await repository_for(session, principal, namespace, name, MANAGE)
-    if not may_configure_rules(principal, visible.organization):
-        raise swr_forbidden(
-            f"Insufficient permissions: only administrators of the account owning organization "
-            f"'{namespace}' may configure automatic sync"
-        )
-    return repository
+def _target(body: SyncTarget) -> rules.SyncTarget:
+    return rules.SyncTarget(body.remote_region_id, body.remote_namespace)
 
 
 async def create_sync_rule(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, CreateSyncRuleBody)
     app = state(request)
-    _check_target(app, body.remote_region_id, body.remote_namespace)
-    async with app.db.read() as session:
-        await _rule_repository(session, principal, namespace, name)
-    await _check_target_region(app, principal, body, name)
-    async with app.db.write() as session:
-        repo = await _rule_repository(session, principal, namespace, name)
-        await rules.upsert_rule(
-            session,
-            repo,
-            body.remote_region_id,
-            body.remote_namespace,
-            body.sync_auto,
-            body.override,
-            principal.user_id,
-        )
+    await rules.create_rule(
+        app.db, app.peer_clients, principal, namespace, name, _target(body), body.sync_auto, body.override
+    )
     return web.Response(status=200)
 
 
@@ -194,9 +132,7 @@ def _rule_view(rule: SyncRule, namespace: str, name: str, domain_id: str, domain
 async def list_sync_rules(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal, namespace, name, READ)
-        account = await account_of(session, visible.organization.account_id)
-        found = await rules.rules_of(session, repo.id)
+        found, account = await rules.list_rules(session, principal, namespace, name)
     return json_response([_rule_view(r, namespace, name, account.domain_id, account.name) for r in found])
 
 
@@ -204,15 +140,7 @@ async def delete_sync_rule(request: web.Request, principal: Principal) -> web.Re
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, DeleteSyncRuleBody)
     async with state(request).db.write() as session:
-        repo = await _rule_repository(session, principal, namespace, name)
-        rule = await rules.find_rule(session, repo.id, body.remote_region_id, body.remote_namespace)
-        if rule is None:
-            raise SWRError(
-                404,
-                "SVCSTG.SWR.4040083",
-                f"no sync rule to {body.remote_region_id}/{body.remote_namespace} on {namespace}/{name}",
-            )
-        await session.delete(rule)
+        await rules.delete_rule(session, principal, namespace, name, _target(body))
     return web.Response(status=200)
 
 
@@ -225,22 +153,17 @@ async def manual_sync(request: web.Request, principal: Principal) -> web.Respons
     if bad:
         raise swr_bad_request(f"invalid image tag {bad[0]!r}", "SVCSTG.SWR.4009021")
     app = state(request)
-    _check_target(app, body.remote_region_id, body.remote_namespace)
-    async with app.db.read() as session:
-        await repository_for(session, principal, namespace, name, EDIT)
-    await _check_target_region(app, principal, body, name, unreachable_ok=True)
-    target = Target(body.remote_region_id, body.remote_namespace, body.override, principal.user_id)
-    async with app.db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        operator = principal.operator
-        failed = await rules.manual_sync(session, repo, body.image_tag, target, operator)
+    failed = await rules.sync_now(
+        app.db, app.peer_clients, principal, namespace, name, body.image_tag, _target(body), body.override
+    )
     return json_response(failed)
 
 
-def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
-    def moment(value: object) -> str | None:
-        return rfc3339(value) if value is not None else None  # type: ignore[arg-type]
+def _moment(value: datetime | None) -> str | None:
+    return rfc3339(value) if value is not None else None
 
+
+def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
     return SyncJobView(
         createdAt=rfc3339(job.created_at),
         domainID=domain_id,
@@ -261,8 +184,8 @@ def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
         blobsSkipped=job.blobs_skipped,
         blobsMounted=job.blobs_mounted,
         message=job.message,
-        startedAt=moment(job.started_at),
-        finishedAt=moment(job.finished_at),
+        startedAt=_moment(job.started_at),
+        finishedAt=_moment(job.finished_at),
         attempts=job.attempts,
         trigger=job.trigger,
     )
@@ -278,11 +201,9 @@ async def list_sync_jobs(request: web.Request, principal: Principal) -> web.Resp
     if order not in ("asc", "desc"):
         raise swr_bad_request("order must be asc or desc", "SVCSTG.SWR.4001035")
     async with state(request).db.read() as session:
-        visible, _ = await repository_for(session, principal, namespace, name, READ)
-        account = await account_of(session, visible.organization.account_id)
-        jobs, total = await rules.job_page(session, namespace, name, offset, limit, order == "desc")
-    views = [_job_view(j, account.domain_id, account.name) for j in jobs]
-    return json_response(views, headers=content_range(offset, len(views), total))
+        found = await rules.list_jobs(session, principal, namespace, name, offset, limit, order == "desc")
+    views = [_job_view(j, found.account.domain_id, found.account.name) for j in found.jobs]
+    return json_response(views, headers=content_range(offset, len(views), found.total))
 
 
 async def list_sync_regions(request: web.Request, principal: Principal) -> web.Response:

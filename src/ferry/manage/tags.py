@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ferry.errors import swr_bad_request, tag_not_found
-from ferry.identity.organizations import account_of
+from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.images import inventory
-from ferry.images.inventory import TagView
-from ferry.manage.access import EDIT, READ, conflict, repository_for
+from ferry.images import inventory, repositories
+from ferry.images.inventory import TagQuery, TagView
 from ferry.manage.operations import (
     authenticated,
     content_range,
@@ -33,6 +31,7 @@ LIST_KEYS = ("offset", "limit", "order_column", "order_type", "tag")
 def _fields(
     request: web.Request, namespace: str, repository: str, view: TagView, domain_id: str
 ) -> dict[str, object]:
+    """What a tag's detail and its list row share."""
     host = state(request).base_url(request).split("://", 1)[-1]
     return {
         "id": view.manifest.id,
@@ -53,8 +52,8 @@ def _fields(
     }
 
 
-async def list_repository_tags(request: web.Request, principal: Principal) -> web.Response:
-    namespace, name = namespace_param(request), repository_param(request)
+def _list_query(request: web.Request) -> TagQuery:
+    """The list's filter (`filter=k::v|…`) or, without one, its plain query parameters."""
     filters = parse_filter(request)
     values = (
         filters if filters is not None else {k: request.query[k] for k in LIST_KEYS if k in request.query}
@@ -66,36 +65,35 @@ async def list_repository_tags(request: web.Request, principal: Principal) -> we
         raise swr_bad_request(
             "order_column must be updated_at or tag, order_type asc or desc", "SVCSTG.SWR.4000014"
         )
+    return TagQuery(offset, limit, order_column, order_type == "desc", values.get("tag") or None)
+
+
+async def list_repository_tags(request: web.Request, principal: Principal) -> web.Response:
+    namespace, name = namespace_param(request), repository_param(request)
+    query = _list_query(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal, namespace, name, READ)
-        domain_id = (await account_of(session, visible.organization.account_id)).domain_id
-        views, total = await inventory.tag_page(
-            session, repo.id, offset, limit, order_column, order_type == "desc", values.get("tag") or None
-        )
+        found = await inventory.list_tags(session, principal, namespace, name, query)
     items = [
-        TagListItem(**_fields(request, namespace, name, v, domain_id), deleted=None, scanned=False)  # type: ignore[arg-type]
-        for v in views
+        TagListItem.model_validate(
+            _fields(request, namespace, name, view, found.account.domain_id)
+            | {"deleted": None, "scanned": False}
+        )
+        for view in found.views
     ]
-    return json_response(items, headers=content_range(offset, len(items), total))
+    return json_response(items, headers=content_range(query.offset, len(items), found.total))
 
 
 async def show_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.read() as session:
-        visible, repo = await repository_for(session, principal, namespace, name, READ)
-        domain_id = (await account_of(session, visible.organization.account_id)).domain_id
-        view = await inventory.tag_view(session, repo.id, tag)
-    if view is None:
-        raise tag_not_found(tag)
-    return json_response(TagDetail(**_fields(request, namespace, name, view, domain_id)))  # type: ignore[arg-type]
+        view, account = await inventory.show_tag(session, principal, namespace, name, tag)
+    return json_response(TagDetail.model_validate(_fields(request, namespace, name, view, account.domain_id)))
 
 
 async def delete_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        if not await inventory.delete_tag(session, repo.id, tag):
-            raise tag_not_found(tag)
+        await repositories.delete_tag(session, principal, namespace, name, tag)
     return web.Response(status=204)
 
 
@@ -105,17 +103,18 @@ async def create_repo_tag(request: web.Request, principal: Principal) -> web.Res
     for value in (body.source_tag, body.destination_tag):
         if not is_tag(value):
             raise swr_bad_request(f"invalid image tag {value!r}", "SVCSTG.SWR.4009021")
-    async with state(request).db.write() as session:
-        _, repo = await repository_for(session, principal, namespace, name, EDIT)
-        if not body.override and await inventory.tag_view(session, repo.id, body.destination_tag):
-            raise conflict("SVCSTG.SWR.4090006", f"tag '{body.destination_tag}' exists and override is false")
-        operator = principal.operator
-        events = state(request).tag_events
-        if (
-            await inventory.retag(session, events, repo, body.source_tag, body.destination_tag, operator)
-            is None
-        ):
-            raise tag_not_found(body.source_tag)
+    app = state(request)
+    async with app.db.write() as session:
+        await repositories.retag(
+            session,
+            app.tag_events,
+            principal,
+            namespace,
+            name,
+            body.source_tag,
+            body.destination_tag,
+            body.override,
+        )
     return json_response({}, status=201)
 
 

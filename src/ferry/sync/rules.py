@@ -1,13 +1,193 @@
-"""Sync rules and manual syncs: the service behind the six sync operations."""
+"""Sync rules and manual syncs: the service behind the six sync operations.
+
+Who may sync what is sync/authorization.py's rule; refusals are RuleError (here),
+SyncRefused (the target region's answer) and identity's and images' errors for the source.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ferry.identity.caller import Operator
-from ferry.metadata.models import Repository, SyncJob, SyncRule, Tag, utcnow
+from ferry.identity.caller import EDIT, MANAGE, READ, Operator
+from ferry.identity.errors import PermissionMissing
+from ferry.identity.organizations import account_of
+from ferry.identity.service import Principal
+from ferry.images.repositories import repository_for
+from ferry.metadata.db import Database
+from ferry.metadata.models import Account, Repository, SyncJob, SyncRule, Tag, utcnow
+from ferry.names import is_organization
+from ferry.sync.authorization import actor_of, check_target, may_configure_rules
+from ferry.sync.errors import PeerError
+from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.triggers import Target, enqueue
+
+
+class RuleError(Exception):
+    """A refused sync rule or manual sync; `str(error)` is a message for a person."""
+
+
+class TargetRegionUnknown(RuleError):
+    def __init__(self, region: str, valid: list[str]) -> None:
+        names = ", ".join(valid) or "none configured"
+        super().__init__(f"invalid remoteRegionId {region!r}: valid target regions are {names}")
+        self.region = region
+
+
+class TargetNamespaceInvalid(RuleError):
+    def __init__(self, namespace: str) -> None:
+        super().__init__(f"invalid remoteNamespace {namespace!r}")
+        self.namespace = namespace
+
+
+class TargetUnchecked(RuleError):
+    """The target region could not say whether the copy may write there."""
+
+    def __init__(self, region: str, reason: PeerError) -> None:
+        super().__init__(
+            f"cannot check the target organization in region {region}: {reason}; "
+            f"check that {region} is up and the peer credential configured for it"
+        )
+        self.region = region
+
+
+class RuleUnknown(RuleError):
+    def __init__(self, target: SyncTarget, source: str) -> None:
+        super().__init__(f"no sync rule to {target.region}/{target.namespace} on {source}")
+
+
+@dataclass(frozen=True)
+class SyncTarget:
+    """The (target region, target organization) pair that names a rule or a copy."""
+
+    region: str
+    namespace: str
+
+
+def _peer_for(peers: Mapping[str, PeerClient], target: SyncTarget) -> PeerClient:
+    if target.region not in peers:
+        raise TargetRegionUnknown(target.region, list(peers))
+    if not is_organization(target.namespace):
+        raise TargetNamespaceInvalid(target.namespace)
+    return peers[target.region]
+
+
+async def _rule_repository(
+    session: AsyncSession, principal: Principal, namespace: str, name: str
+) -> Repository:
+    """The source repository, when the caller may configure automatic sync on it (SWR: only the
+    account's administrators)."""
+    visible, repository = await repository_for(session, principal, namespace, name, MANAGE)
+    if not may_configure_rules(principal, visible.organization):
+        raise PermissionMissing(
+            f"Insufficient permissions: only administrators of the account owning organization "
+            f"'{namespace}' may configure automatic sync"
+        )
+    return repository
+
+
+async def _ask_target(
+    client: PeerClient, actor: Actor, target: SyncTarget, repository: str, unreachable_ok: bool
+) -> None:
+    """The target region must let the caller push there (SyncRefused otherwise).
+
+    Unreachable: a rule is not stored (TargetUnchecked), a manual sync queues its jobs, which
+    check again when they run.
+    """
+    try:
+        await check_target(client, actor, target.namespace, repository)
+    except PeerError as error:
+        if not (unreachable_ok and error.retryable):
+            raise TargetUnchecked(target.region, error) from None
+
+
+async def create_rule(
+    db: Database,
+    peers: Mapping[str, PeerClient],
+    principal: Principal,
+    namespace: str,
+    name: str,
+    target: SyncTarget,
+    sync_auto: bool,
+    override: bool,
+) -> SyncRule:
+    client = _peer_for(peers, target)
+    async with db.read() as session:
+        await _rule_repository(session, principal, namespace, name)
+        actor = await actor_of(session, principal)
+    # The target region is asked outside any transaction, so a slow peer holds no writer; the
+    # write checks the caller's rights again, as they may have changed meanwhile.
+    await _ask_target(client, actor, target, name, unreachable_ok=False)
+    async with db.write() as session:
+        repository = await _rule_repository(session, principal, namespace, name)
+        return await upsert_rule(
+            session, repository, target.region, target.namespace, sync_auto, override, principal.user_id
+        )
+
+
+async def delete_rule(
+    session: AsyncSession, principal: Principal, namespace: str, name: str, target: SyncTarget
+) -> None:
+    repository = await _rule_repository(session, principal, namespace, name)
+    rule = await find_rule(session, repository.id, target.region, target.namespace)
+    if rule is None:
+        raise RuleUnknown(target, f"{namespace}/{name}")
+    await session.delete(rule)
+
+
+async def list_rules(
+    session: AsyncSession, principal: Principal, namespace: str, name: str
+) -> tuple[list[SyncRule], Account]:
+    """The repository's rules, and the account that owns it (whose domain each row names)."""
+    visible, repository = await repository_for(session, principal, namespace, name, READ)
+    return await rules_of(session, repository.id), await account_of(session, visible.organization.account_id)
+
+
+async def sync_now(
+    db: Database,
+    peers: Mapping[str, PeerClient],
+    principal: Principal,
+    namespace: str,
+    name: str,
+    tags: list[str],
+    target: SyncTarget,
+    override: bool,
+) -> list[str]:
+    """Queues one manual job per existing tag; returns the tags that do not exist."""
+    client = _peer_for(peers, target)
+    async with db.read() as session:
+        await repository_for(session, principal, namespace, name, EDIT)
+        actor = await actor_of(session, principal)
+    await _ask_target(client, actor, target, name, unreachable_ok=True)
+    copy = Target(target.region, target.namespace, override, principal.user_id)
+    async with db.write() as session:
+        _, repository = await repository_for(session, principal, namespace, name, EDIT)
+        return await manual_sync(session, repository, tags, copy, principal.operator)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[SyncJob]
+    total: int
+    account: Account  # the source repository's, whose domain each row names
+
+
+async def list_jobs(
+    session: AsyncSession,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    offset: int,
+    limit: int,
+    descending: bool,
+) -> JobPage:
+    visible, _ = await repository_for(session, principal, namespace, name, READ)
+    account = await account_of(session, visible.organization.account_id)
+    jobs, total = await job_page(session, namespace, name, offset, limit, descending)
+    return JobPage(jobs, total, account)
 
 
 async def upsert_rule(
