@@ -8,7 +8,7 @@ first) so that a change in machine load hits both alike. Stops both servers by P
 
 Writes bench/results/push_pull.json and prints a markdown table.
 
-    .venv/bin/python bench/compare.py [--repeat 3] [--workload all] [--ops push,pull]
+    .venv/bin/python -m bench.compare [--repeat 3] [--workload all] [--ops push,pull]
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from servers import (
+from bench.servers import (
     ADMIN_USER,
     REGISTRY_BENCH,
-    Server,
+    Registry,
     load_average,
     machine_facts,
     start_distribution,
@@ -59,10 +59,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_bench(
-    op: str, workload: str, server: Server, creds: str | None, repeat: int, out: Path, quiet: bool
+    op: str,
+    workload: str,
+    name: str,
+    server: Registry,
+    creds: str | None,
+    repeat: int,
+    out: Path,
+    quiet: bool,
 ) -> dict[str, Any]:
     """One registry_bench invocation; returns its single result record plus load averages."""
-    command = [sys.executable, str(REGISTRY_BENCH), op, server.hostport]
+    command = [sys.executable, str(REGISTRY_BENCH), op, server.host]
     command += ["--workload", workload, "--repeat", str(repeat), "--namespace", NAMESPACE]
     command += ["--json", str(out)]
     if creds:
@@ -70,7 +77,7 @@ def run_bench(
     if quiet:
         command.append("--quiet")
     shown = " ".join(c if not c.startswith(f"{ADMIN_USER}:") else f"{ADMIN_USER}:***" for c in command)
-    print(f"# {server.name}: {shown}", file=sys.stderr, flush=True)
+    print(f"# {name}: {shown}", file=sys.stderr, flush=True)
     cpu_before = cpu_seconds(server.pid)
     subprocess.run(command, check=True, timeout=RUN_TIMEOUT)
     server_cpu = cpu_seconds(server.pid) - cpu_before
@@ -124,17 +131,15 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="ferry-compare-"))
     password = secrets.token_urlsafe(12)
-    servers: list[Server] = []
+    servers: dict[str, Registry] = {}
     rows: list[dict[str, Any]] = []
     load_start = load_average()
     try:
-        ferry = start_ferry(root / "ferry", password, organizations=(NAMESPACE,))
-        servers.append(ferry)
-        distribution = start_distribution(root / "distribution")
-        servers.append(distribution)
+        ferry = servers["ferry"] = start_ferry(root / "ferry", password, organizations=(NAMESPACE,))
+        distribution = servers["distribution"] = start_distribution(root / "distribution")
         print(f"# ferry pid {ferry.pid} at {ferry.url}", file=sys.stderr)
         print(f"# distribution pid {distribution.pid} at {distribution.url}", file=sys.stderr)
-        targets = {"ferry": (ferry, f"{ADMIN_USER}:{password}"), "distribution": (distribution, None)}
+        creds = {"ferry": f"{ADMIN_USER}:{password}", "distribution": None}
         step = 0
         for workload in workloads:
             for op in ops:
@@ -144,9 +149,10 @@ def main() -> int:
                 step += 1
                 records: dict[str, dict[str, Any]] = {}
                 for name in order:
-                    server, creds = targets[name]
                     out = root / f"{name}-{op}-{workload}.json"
-                    records[name] = run_bench(op, workload, server, creds, args.repeat, out, args.quiet)
+                    records[name] = run_bench(
+                        op, workload, name, servers[name], creds[name], args.repeat, out, args.quiet
+                    )
                 f_mib = records["ferry"]["mib_per_s"]
                 d_mib = records["distribution"]["mib_per_s"]
                 rows.append(
@@ -161,9 +167,9 @@ def main() -> int:
                         "distribution": records["distribution"],
                     }
                 )
-        peak_rss = {s.name: vm_hwm_mib(s.pid) for s in servers}
+        peak_rss = {name: vm_hwm_mib(s.pid) for name, s in servers.items()}
     finally:
-        for server in servers:
+        for server in servers.values():
             server.stop()
         if args.keep:
             print(f"# kept {root}", file=sys.stderr)

@@ -6,7 +6,7 @@ in memory on either side, samples the server's RSS from /proc/<pid>/status, then
 back and checks its digest. Prints the peak RSS, throughput and PASS/FAIL against the bound, and
 writes bench/results/memory_push.json.
 
-    .venv/bin/python bench/memory_push.py [--size-mib 1024] [--chunk-mib 64] [--bound-mib 150]
+    .venv/bin/python -m bench.memory_push [--size-mib 1024] [--chunk-mib 64] [--bound-mib 150]
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from servers import ADMIN_USER, Server, load_average, machine_facts, start_ferry
+
+from bench.servers import ADMIN_USER, load_average, machine_facts, start_ferry
+from tests.support.server import FerryServer
 
 MiB = 1024 * 1024
 BLOCK = MiB
@@ -220,7 +222,7 @@ async def pull_and_verify(
 async def run_mode(mode: str, blob: Blob, chunk: int, bound_mib: float, keep: bool) -> dict[str, Any]:
     password = secrets.token_urlsafe(12)
     data = Path(tempfile.mkdtemp(prefix=f"ferry-mem-{mode}-"))
-    server: Server | None = None
+    server: FerryServer | None = None
     try:
         server = start_ferry(data, password)
         base = server.url

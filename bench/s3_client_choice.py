@@ -2,7 +2,7 @@
 
 moto (Python) is the slow side of every transfer here, so wall time mostly measures moto; the
 client's own CPU time is what differs between clients and what a Ferry process pays.
-Usage: python bench/s3_client_choice.py [--mib 256]
+Usage: .venv/bin/python -m bench.s3_client_choice [--mib 256]
 """
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ import asyncio
 import json
 import os
 import resource
-import socket
-import subprocess
-import sys
+import shutil
+import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
+from tests.support.s3server import S3Server
+
 PART = 8 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu() -> float:
@@ -107,30 +104,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
     total = parser.parse_args().mib * 1024 * 1024
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    work = Path(tempfile.mkdtemp(prefix="ferry-s3-choice-"))
+    server = S3Server(work).start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        import urllib.request
-
+        endpoint = server.endpoint
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT")).read()
         results = [
             measure("obstore", obstore_roundtrip, endpoint, total),
             measure("aiobotocore", aiobotocore_roundtrip, endpoint, total),
         ]
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"mib": total // 2**20, "load": os.getloadavg(), "results": results}, indent=1))
 
 

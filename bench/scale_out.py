@@ -8,14 +8,13 @@
     manual-synced to a peer region; timed from the sync call until every job is final.
 
 Every server runs on a free 127.0.0.1 port and is stopped by PID. Writes bench/results/scale_out.json
-and prints a markdown table. Usage: .venv/bin/python bench/scale_out.py [--repeat 1] [--tags 200]
+and prints a markdown table. Usage: .venv/bin/python -m bench.scale_out [--repeat 1] [--tags 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import secrets
@@ -28,60 +27,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.servers import REGISTRY_BENCH, Registry, load_average, machine_facts, start_ferry
+from tests.support.images import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, push_blob, push_manifest
+from tests.support.postgres import PostgresServer, postgres_bin
+from tests.support.registry_client import RegistryClient
+from tests.support.s3server import S3Server
+from tests.support.scaled import TARGET, ScaledRegion, start_scaled_region
+from tests.support.server import ADMIN_PASSWORD, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from servers import (  # noqa: E402
-    REGISTRY_BENCH,
-    Server,
-    _wait_http,
-    ferry_command,
-    free_port,
-    load_average,
-    machine_facts,
-)
-
-from tests.support.postgres import PostgresServer, postgres_bin  # noqa: E402
-from tests.support.registry_client import RegistryClient  # noqa: E402
-from tests.support.s3server import S3Server  # noqa: E402
-from tests.support.scaled import TARGET, ScaledRegion, start_scaled_region  # noqa: E402
-from tests.support.server import ADMIN_PASSWORD  # noqa: E402
-
 FINAL = ("success", "existed", "failed", "timeout", "cancel")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 # --- (a) store throughput ------------------------------------------------------------------------
 
 
-def start_ferry(data: Path, password: str, extra_env: dict[str, str]) -> Server:
-    data.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    ferry, env = ferry_command()
-    env |= {"FERRY_ADMIN_PASSWORD": password, "FERRY_DATA_DIR": str(data)} | extra_env
-    log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*ferry, "serve", "--port", str(port), "--host", "127.0.0.1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = Server("ferry", process, port, data, log)
-    _wait_http(server, "/healthz", (200,))
-    subprocess.run([*ferry, "org", "create", "bench"], env=env, check=True, capture_output=True, timeout=300)
-    return server
-
-
 def registry_bench(
-    command: str, server: Server, password: str, workloads: str, repeat: int, out: Path
+    command: str, server: Registry, password: str, workloads: str, repeat: int, out: Path
 ) -> Any:
     subprocess.run(
         [
             sys.executable,
             str(REGISTRY_BENCH),
             command,
-            server.hostport,
+            server.host,
             "--workload",
             workloads,
             "--repeat",
@@ -106,7 +75,7 @@ def store_throughput(work: Path, workloads: str, repeat: int) -> list[dict[str, 
         for store in ("filesystem", "s3"):
             password = secrets.token_urlsafe(12)
             env = s3.server_env() if store == "s3" else {}
-            server = start_ferry(work / f"ferry-{store}", password, env)
+            server = start_ferry(work / f"ferry-{store}", password, extra_env=env)
             try:
                 for command in ("push", "pull"):
                     load = load_average()
@@ -139,45 +108,19 @@ def store_throughput(work: Path, workloads: str, repeat: int) -> list[dict[str, 
 
 def push_small_tags(region: ScaledRegion, repo: str, count: int) -> list[str]:
     client = RegistryClient(region.api(0).url, "admin", ADMIN_PASSWORD)
-
-    def blob(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        response = client.post(
-            f"/v2/{repo}/blobs/uploads/?digest={digest}",
-            data=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert response.status_code == 201, response.text
-        return digest
-
     layer = os.urandom(16 * 1024)
-    layer_digest = blob(layer)
+    layer_digest = push_blob(client, repo, layer)
     tags = [f"t{i:03d}" for i in range(count)]
     for tag in tags:
         config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"t": tag}}})
-        config_digest = blob(config.encode())
+        config_digest = push_blob(client, repo, config.encode())
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest,
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": layer_digest,
-                    "size": len(layer),
-                }
-            ],
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(layer)}],
         }
-        response = client.put(
-            f"/v2/{repo}/manifests/{tag}",
-            data=json.dumps(manifest).encode(),
-            headers={"Content-Type": OCI_MANIFEST},
-        )
-        assert response.status_code == 201, response.text
+        push_manifest(client, repo, tag, json.dumps(manifest).encode())
     return tags
 
 
@@ -195,7 +138,7 @@ async def _statuses(database_url: str) -> dict[str, int]:
 def sync_rate(
     work: Path, admin_url: str, s3: S3Server, workers: int, slots: int, count: int
 ) -> dict[str, Any]:
-    from tests.support.sync_helpers import create_org, manual_sync
+    from tests.support.sync_helpers import create_org, manual_sync  # imports the SDK: after HOME is set
 
     region = start_scaled_region(work, admin_url, s3, apis=1, workers=workers, slots=slots, timeout=300)
     try:

@@ -7,7 +7,7 @@ a source repository with an automatic sync rule (syncAuto) to the other region; 
 runs `skopeo copy SRC→DST` the moment each push completes), plus `registry_bench.py copy` of the
 `big` workload between them (a plain registry-to-registry skopeo copy).
 
-    .venv/bin/python bench/sync_latency.py [--repeat 3] [--workloads big,shared,many]
+    .venv/bin/python -m bench.sync_latency [--repeat 3] [--workloads big,shared,many]
 
 Writes every raw result to bench/results/sync_latency.json and prints a markdown table. Every
 process it starts listens on 127.0.0.1 only and is stopped by its PID.
@@ -18,23 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from bench.servers import REGISTRY_BENCH, load_average, start_distribution
+from tests.support.server import free_port_run, stop_process, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 FERRY = ROOT / ".venv" / "bin" / "ferry"
-REGISTRY_BENCH = Path("/work/shared/bench/registry_bench.py")
 RESULTS = ROOT / "bench" / "results" / "sync_latency.json"
 NAMESPACE = "bench"
 START_TIMEOUT = 90.0
@@ -49,131 +47,55 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_ports(count: int) -> int:
-    """A base port with `count` consecutive free ports after it (bounded search)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count < 65000 and all(port_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no run of free loopback ports found")
-
-
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status in (200, 401):
-                    return
-        except urllib.error.HTTPError as error:
-            if error.code in (200, 401):
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 @contextmanager
 def ferry_dev(root: Path) -> Iterator[dict[str, Any]]:
     """`ferry dev` (two regions) in the foreground as a child; its dev.json."""
     data = root / "ferry"
-    base = free_ports(2)
-    logfile = (root / "ferry-dev.log").open("wb")
-    process = subprocess.Popen(
-        [str(FERRY), "dev", "--data", str(data), "--base-port", str(base)],
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        env=os.environ | {"HOME": str(root)},
-    )
+    base = free_port_run(2)
+    dev_log = root / "ferry-dev.log"
+    with dev_log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(FERRY), "dev", "--data", str(data), "--base-port", str(base)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"HOME": str(root)},
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not (data / "dev.json").exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ferry dev did not start: {(root / 'ferry-dev.log').read_text()[-2000:]}")
+                raise RuntimeError(f"ferry dev did not start: {dev_log.read_text()[-2000:]}")
             time.sleep(0.2)
         time.sleep(0.2)  # the file is written once; let the writer finish
         dev: dict[str, Any] = json.loads((data / "dev.json").read_text())
         for region in dev["regions"]:
-            wait_http(region["endpoint"] + "/healthz", START_TIMEOUT, process)
+            wait_http(
+                region["endpoint"] + "/healthz",
+                process=process,
+                log=dev_log,
+                timeout=START_TIMEOUT,
+                name="ferry dev",
+            )
         dev["pid"] = process.pid
         yield dev
     finally:
-        stop(process)
-        logfile.close()
+        stop_process(process, grace=30)
 
 
 @contextmanager
 def distribution_pair(root: Path) -> Iterator[list[str]]:
     """Two Debian docker-registry instances configured by `registry_bench.py reference-config`."""
-    processes: list[subprocess.Popen[bytes]] = []
-    endpoints: list[str] = []
-    try:
+    with ExitStack() as stack:
+        endpoints = []
         for name in ("ref-src", "ref-dst"):
-            port = free_ports(1)
-            where = root / name
-            (where / "data").mkdir(parents=True)
-            config = subprocess.run(
-                [
-                    sys.executable,
-                    str(REGISTRY_BENCH),
-                    "reference-config",
-                    "--port",
-                    str(port),
-                    "--root",
-                    str(where / "data"),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            (where / "config.yml").write_text(config)
-            logfile = (where / "log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    ["docker-registry", "serve", str(where / "config.yml")],
-                    stdout=logfile,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            endpoints.append(f"http://127.0.0.1:{port}")
-            wait_http(endpoints[-1] + "/v2/", START_TIMEOUT, processes[-1])
+            server = start_distribution(root / name)
+            stack.callback(server.stop)
+            endpoints.append(server.url)
         yield endpoints
-    finally:
-        for process in processes:
-            stop(process)
 
 
 def setup_ferry(dev: dict[str, Any], repos: list[str]) -> None:
     """The organization in both regions; in the source, each repository and a rule syncAuto → target."""
-    from huaweicloudsdkcore.auth.credentials import BasicCredentials
     from huaweicloudsdkswr.v2 import (
         CreateImageSyncRepoRequest,
         CreateImageSyncRepoRequestBody,
@@ -184,11 +106,12 @@ def setup_ferry(dev: dict[str, Any], repos: list[str]) -> None:
         SwrClient,
     )
 
+    from tests.support.swr import endpoint_client
+
     admin = dev["admin"]
 
     def client(endpoint: str) -> SwrClient:
-        credentials = BasicCredentials(admin["ak"], admin["sk"], admin["project_id"])
-        return SwrClient.new_builder().with_credentials(credentials).with_endpoints([endpoint]).build()
+        return endpoint_client(endpoint, admin["ak"], admin["sk"], admin["project_id"])
 
     source, target = dev["regions"][0], dev["regions"][1]
     for region in (source, target):
@@ -219,12 +142,12 @@ def registry_bench(arguments: list[str], json_file: Path, timeout: float) -> dic
     command = [sys.executable, str(REGISTRY_BENCH), *arguments, "--json", str(json_file)]
     shown = [a if not a.startswith(("admin:",)) else "admin:***" for a in command]
     log("$ " + " ".join(shown[1:]))
-    before = load()
+    before = load_average()
     finished = subprocess.run(command, timeout=timeout, stdout=subprocess.PIPE, text=True)
     sys.stderr.write(finished.stdout)
     document: dict[str, Any] = json.loads(json_file.read_text()) if json_file.exists() else {}
     document["exit_code"] = finished.returncode
-    document["load_before"], document["load_after"] = before, load()
+    document["load_before"], document["load_after"] = before, load_average()
     return document
 
 
@@ -330,7 +253,7 @@ def main() -> int:
     summary: dict[str, Any] = {
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
-        "load_start": load(),
+        "load_start": load_average(),
         "workloads": {},
         "raw": {},
     }
@@ -392,7 +315,7 @@ def main() -> int:
                 with suppress(KeyError, TypeError):
                     summary["copy_big_median_s"] = result_of(copy_doc)["seconds"]["median"]
 
-    summary["load_end"] = load()
+    summary["load_end"] = load_average()
     summary["aims"] = aims(summary)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))

@@ -10,7 +10,6 @@ import base64
 import json
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +27,12 @@ from tests.support.images import (
     push_image,
     put_manifest,
 )
+from tests.support.names import unique
 from tests.support.registry_client import RegistryClient, parse_challenge
 from tests.support.server import ADMIN_PASSWORD, FerryServer
 
 REGION = "cn-north-4"  # the default region of a FerryServer
 REFUSED = (401, 403)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def error_code(response: requests.Response) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,22 +18,9 @@ import requests
 from tests.support import leaks
 from tests.support.images import make_image, push_image
 from tests.support.registry_client import RegistryClient
+from tests.support.server import free_port_run
 
 A, B = "cn-north-4", "cn-east-3"
-
-
-def _two_free_ports() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", base + 1))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 def _alive(pid: int) -> bool:
@@ -48,7 +34,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("dev")
-    base = _two_free_ports()
+    base = free_port_run(2)
     log = (data / "dev.out").open("wb")
     process = subprocess.Popen(
         [

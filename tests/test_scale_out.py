@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.images import OCTET_STREAM, digest_of, push_blob, push_manifest
 from tests.support.layouts import (
     OCI_CONFIG,
     OCI_LAYER_GZIP,
@@ -48,7 +48,6 @@ from tests.support.sync_helpers import (
 MiB = 1024 * 1024
 ORG = "scale"
 MIRROR = "mirror"
-OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -89,25 +88,12 @@ def manifest(config: bytes, layers: list[tuple[str, int]]) -> bytes:
             "mediaType": OCI_MANIFEST,
             "config": {
                 "mediaType": OCI_CONFIG,
-                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                "digest": digest_of(config),
                 "size": len(config),
             },
             "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": d, "size": s} for d, s in layers],
         }
     ).encode()
-
-
-def push_blob(client: RegistryClient, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    response = client.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", data=data, headers=OCTETS)
-    assert response.status_code == 201, response.text
-    return digest
-
-
-def put_manifest(client: RegistryClient, repo: str, tag: str, payload: bytes) -> str:
-    response = client.put(f"/v2/{repo}/manifests/{tag}", data=payload, headers={"Content-Type": OCI_MANIFEST})
-    assert response.status_code == 201, response.text
-    return str(response.headers["Docker-Content-Digest"])
 
 
 # --- (a) any API process serves any request -----------------------------------------------------
@@ -118,7 +104,7 @@ def test_one_upload_spread_over_both_api_processes(region: ScaledRegion) -> None
     one = RegistryClient(region.api(0).url, "admin", ADMIN_PASSWORD)
     two = RegistryClient(region.api(1).url, "admin", ADMIN_PASSWORD)
     body = b"".join(pseudo_random("scale-out-chunked", 13 * MiB + 5))
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    digest = digest_of(body)
     cuts = [0, 5 * MiB + 3, 11 * MiB + 1, len(body)]
 
     started = one.post(f"/v2/{repo}/blobs/uploads/")
@@ -132,7 +118,7 @@ def test_one_upload_spread_over_both_api_processes(region: ScaledRegion) -> None
         response = requests.patch(
             base + location,
             data=body[start:end],
-            headers=token | OCTETS | {"Content-Range": f"{start}-{end - 1}"},
+            headers=token | OCTET_STREAM | {"Content-Range": f"{start}-{end - 1}"},
             timeout=120,
         )
         assert response.status_code == 202, (base, response.status_code, response.text)
@@ -146,7 +132,7 @@ def test_one_upload_spread_over_both_api_processes(region: ScaledRegion) -> None
     finished = requests.put(
         f"{region.api(1).url}{location}{separator}digest={digest}",
         data=body[cuts[2] :],
-        headers=token | OCTETS,
+        headers=token | OCTET_STREAM,
         timeout=120,
     )
     assert finished.status_code == 201, finished.text
@@ -168,8 +154,8 @@ def test_one_upload_spread_over_both_api_processes(region: ScaledRegion) -> None
     config = config_blob("chunked")
     push_blob(one, repo, config)
     payload = manifest(config, [(digest, len(body))])
-    pushed = put_manifest(one, repo, "v1", payload)
-    assert pushed == "sha256:" + hashlib.sha256(payload).hexdigest()
+    pushed = push_manifest(one, repo, "v1", payload)
+    assert pushed == digest_of(payload)
     seen = two.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST})
     assert seen.status_code == 200, seen.text
     assert seen.content == payload
@@ -205,7 +191,7 @@ def test_hundred_jobs_run_exactly_once_shared_by_two_workers(region: ScaledRegio
         client = clients[i % 2]  # pushes alternate between the two API processes
         config = config_blob(tag)
         push_blob(client, repo, config)
-        digests[tag] = put_manifest(client, repo, tag, manifest(config, [(layer_digest, len(layer))]))
+        digests[tag] = push_manifest(client, repo, tag, manifest(config, [(layer_digest, len(layer))]))
     assert len(set(digests.values())) == count
 
     assert manual_sync(region.api(1), ORG, "many", tags, TARGET, MIRROR) == []
@@ -264,13 +250,13 @@ def test_worker_killed_mid_job_its_job_is_finished_by_the_other(slow_region: Sca
     uploaded = client.put(
         f"{location}{separator}digest={digest}",
         data=pseudo_random(BIG_SEED, BIG),
-        headers=OCTETS,
+        headers=OCTET_STREAM,
         timeout=600,
     )
     assert uploaded.status_code == 201, uploaded.text
     config = config_blob("big")
     push_blob(client, repo, config)
-    image = put_manifest(client, repo, "big", manifest(config, [(digest, size)]))
+    image = push_manifest(client, repo, "big", manifest(config, [(digest, size)]))
 
     assert manual_sync(region.api(1), ORG, "big", ["big"], TARGET, MIRROR) == []
     [job] = wait_for(lambda: jobs(region.api(0), ORG, "big") or None, "the sync record")

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from tests.support import clients
 from tests.support.images import make_image, push_image
+from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Regions, make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
@@ -102,10 +102,6 @@ def sample_error(programs: Programs, output: str) -> tuple[int, str]:
         return int(lines[status_at]), lines[status_at + 2]
     error = json.loads(output.strip().splitlines()[-1])  # fmt.Println(err): the error as JSON
     return int(error["status_code"]), str(error["error_code"])
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def test_the_page_sample_creates_the_rule_and_a_push_to_a_appears_in_b(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,6 @@ from typing import Any
 import pytest
 import requests
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkswr.v2 import (
@@ -36,18 +33,16 @@ from huaweicloudsdkswr.v2 import (
 
 from ferry.config import Settings
 from ferry.identity import signing
+from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, make_regions
 from tests.support.server import FerryServer, free_port
+from tests.support.swr import assert_sdk_error, endpoint_client
+from tests.support.swr import create_key as create_access_key
 
 SDK_DATE = "%Y%m%dT%H%M%SZ"
 USER_AGENT = "huaweicloud-usdk-python/3.0; os/Linux; python/3.11 impl/CPython; app/ferry-tests"
 AUTH_PREFIX = "Incorrect IAM authentication information"
 LOCKED = "AK access failed to reach the limit,forbidden"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 def sdk_date(moment: datetime | None = None) -> str:
@@ -299,8 +294,8 @@ class Key:
 
 
 def create_key(server: FerryServer, user: str = "admin") -> Key:
-    created = json.loads(ANSI.sub("", server.cli("key", "create", user).stdout))
-    return Key(created["ak"], created["sk"], created["project_id"])
+    created = create_access_key(server, user)
+    return Key(created.ak, created.sk, created.project_id)
 
 
 def sign_for(
@@ -375,27 +370,14 @@ def create_namespace(server: FerryServer, key: Key, name: str) -> None:
 
 
 def test_sdk_client_works_with_the_key(ferry_server: FerryServer, key: Key) -> None:
-    config = HttpConfig.get_default_config()
-    config.timeout = (5, 30)
-
     def client(sk: str) -> SwrClient:
-        return (
-            SwrClient.new_builder()
-            .with_http_config(config)
-            .with_credentials(BasicCredentials(key.ak, sk, key.project_id))
-            .with_endpoints([ferry_server.url])
-            .build()
-        )
+        return endpoint_client(ferry_server.url, key.ak, sk, key.project_id)
 
     name = unique("sdk")
     client(key.sk).create_namespace(CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=name)))
     shown = client(key.sk).show_namespace(ShowNamespaceRequest(namespace=name))
     assert shown.name == name
-    with pytest.raises(ClientRequestException) as refused:
-        client(key.sk + "x").list_namespaces(ListNamespacesRequest())
-    assert refused.value.status_code == 401
-    assert refused.value.error_code == "APIGW.0301"
-    assert refused.value.request_id
+    assert_sdk_error(lambda: client(key.sk + "x").list_namespaces(ListNamespacesRequest()), 401, "APIGW.0301")
     listed = client(key.sk).list_namespaces(ListNamespacesRequest())
     assert name in {n.name for n in listed.namespaces}
 

@@ -45,25 +45,20 @@ from huaweicloudsdkswr.v2 import (
     UserAuth,
 )
 
+from tests.support.images import OCI_INDEX, OCI_MANIFEST, Image, make_image, make_index, push_image
+from tests.support.names import unique
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
 from tests.support.swr import (
-    OCI_INDEX,
-    OCI_MANIFEST,
     REGION,
     AccessKey,
-    Pushed,
     TokenSession,
     assert_sdk_error,
     create_key,
     iam_token,
-    make_image,
-    make_index,
-    push,
     sdk_client,
     sdk_client_by_region,
     token_request,
-    unique,
 )
 
 FORBIDDEN = (403, "SVCSTG.SWR.4030170")
@@ -137,7 +132,7 @@ def test_quotas_overview_and_feature_gates_describe_the_account(world: World) ->
     org = world.new_org()
     world.new_repo(org, "app")
     image = make_image(org)
-    push(world.registry(), f"{org}/app", "v1", image)
+    push_image(world.registry(), f"{org}/app", "v1", image)
 
     names = namespace_names(world.client)
     quotas = world.client.list_quotas(ListQuotasRequest()).quotas
@@ -274,8 +269,8 @@ def test_repository_list_filters_and_pages(world: World) -> None:
     # tag_count orders by the number of tags (ties by name, so the order is stable).
     registry, image = world.registry(), make_image(org)
     for tag in ("t1", "t2"):
-        push(registry, f"{org}/beta", tag, image)
-    push(registry, f"{org}/gamma", "t1", image)
+        push_image(registry, f"{org}/beta", tag, image)
+    push_image(registry, f"{org}/gamma", "t1", image)
     assert page(f"namespace::{org}|order_column::tag_count|order_type::desc")[0] == ["beta", "gamma", "alpha"]
     assert page(f"namespace::{org}|order_column::tag_count|order_type::asc")[0] == ["alpha", "gamma", "beta"]
     for bad in ("limit::5", f"namespace::{org}|order_column::size", f"namespace::{org}|order_type::up"):
@@ -293,8 +288,8 @@ def test_sizes_digests_and_types_match_what_was_pushed(world: World) -> None:
     name, repository = f"{org}/team/multi", "team$multi"  # '/' travels as '$'
     image, index = make_image(f"{org}-single"), make_index(f"{org}-multi")
     registry = world.registry()
-    push(registry, name, "single", image)
-    push(registry, name, "Multi.V1_rc-1", index)
+    push_image(registry, name, "single", image)
+    push_image(registry, name, "Multi.V1_rc-1", index)
 
     def show(tag: str) -> ShowRepoTagResponse:
         return world.client.show_repo_tag(ShowRepoTagRequest(namespace=org, repository=repository, tag=tag))
@@ -361,7 +356,7 @@ def test_tag_list_filters_pages_and_orders(world: World) -> None:
     registry = world.registry()
     image = make_image(org)
     for tag in ("v1", "v2", "v3", "latest"):
-        push(registry, f"{org}/app", tag, image)
+        push_image(registry, f"{org}/app", tag, image)
 
     by_tag = "order_column::tag|order_type::asc"
     assert tag_names(world.client, org, "app", f"offset::0|limit::2|{by_tag}") == (["latest", "v1"], "0-2/4")
@@ -375,7 +370,7 @@ def test_tag_list_filters_pages_and_orders(world: World) -> None:
         "0-3/3",
     )
     # Newest update first by default.
-    push(registry, f"{org}/app", "v1", make_image(org + "-new"))
+    push_image(registry, f"{org}/app", "v1", make_image(org + "-new"))
     assert tag_names(world.client, org, "app", "offset::0|limit::1")[0] == ["v1"]
     assert_sdk_error(
         lambda: tag_names(world.client, org, "app", "offset::0|limit::0"), 400, "SVCSTG.SWR.4000056"
@@ -387,8 +382,8 @@ def test_retag_and_delete_tag(world: World) -> None:
     org = world.new_org()
     registry = world.registry()
     one, two = make_image(org + "-1"), make_image(org + "-2")
-    push(registry, f"{org}/app", "one", one)
-    push(registry, f"{org}/app", "two", two)
+    push_image(registry, f"{org}/app", "one", one)
+    push_image(registry, f"{org}/app", "two", two)
 
     def retag(source: str, destination: str, override: bool | None = None) -> int:
         body = CreateRepoTagRequestBody(source_tag=source, destination_tag=destination, override=override)
@@ -481,7 +476,7 @@ def test_grant_change_and_revoke_permissions(world: World) -> None:
 
 def test_reader_may_read_but_change_nothing(world: World) -> None:
     org = world.new_org()
-    push(world.registry(), f"{org}/app", "v1", make_image(org))
+    push_image(world.registry(), f"{org}/app", "v1", make_image(org))
     reader, _password, reader_key = user_with_key(world.server, "reader")
     world.server.grant(reader, org, 1)
     client = sdk_client(world.server, reader_key)
@@ -533,7 +528,7 @@ def test_reader_may_read_but_change_nothing(world: World) -> None:
 
 def test_editor_may_change_images_but_not_the_organization(world: World) -> None:
     org = world.new_org()
-    push(world.registry(), f"{org}/app", "v1", make_image(org))
+    push_image(world.registry(), f"{org}/app", "v1", make_image(org))
     editor, _password, key = user_with_key(world.server, "editor")
     world.server.grant(editor, org, 3)
     client = sdk_client(world.server, key)
@@ -722,7 +717,7 @@ def test_bad_signature_is_refused(world: World) -> None:
 def test_long_term_docker_login_pulls(world: World) -> None:
     org = world.new_org()
     image = make_image(org)
-    push(world.registry(), f"{org}/app", "v1", image)
+    push_image(world.registry(), f"{org}/app", "v1", image)
     reader, _password, key = user_with_key(world.server, "dlogin")
     world.server.grant(reader, org, 1)
     user, password = key.docker_login
@@ -748,7 +743,7 @@ def test_long_term_docker_login_pulls(world: World) -> None:
 
     # Read permission pulls but does not push, even with a long-term login.
     client = RegistryClient(world.server.url, user, password)
-    other: Pushed = make_image(org + "-other")
+    other: Image = make_image(org + "-other")
     config_digest, config = next(iter(other.blobs.items()))
     refused = client.post(f"/v2/{org}/app/blobs/uploads/?digest={config_digest}", data=config)
     assert refused.status_code in (401, 403)

@@ -30,9 +30,10 @@ from huaweicloudsdkswr.v2 import (
 )
 
 from tests.support.layouts import OCI_INDEX, OCI_MANIFEST, multi_platform_layout, tagged_digest, verify_blobs
+from tests.support.names import unique
 from tests.support.regions import Regions, make_regions
 from tests.support.server import FerryServer
-from tests.support.swr import unique
+from tests.support.swr import assert_sdk_error, sdk_error
 from tests.support.sync_helpers import (
     ACCEPT,
     FINAL,
@@ -43,12 +44,11 @@ from tests.support.sync_helpers import (
     jobs,
     manage,
     manual_sync,
-    push_image,
+    push_layout_image,
     push_signature,
     referrer_digests,
     registry,
     sdk,
-    sdk_error,
     skopeo_pull,
     skopeo_push,
     skopeo_raw_digest,
@@ -190,8 +190,8 @@ def test_rule_does_not_copy_existing_images_but_manual_sync_does(
     repo = "team/app"  # a nested name: `team$app` in management paths
     v1 = image_layout(tmp_path / "v1", [("t2-v1", 20_000)])
     v2 = image_layout(tmp_path / "v2", [("t2-v2", 20_000)])
-    push_image(a, v1, f"{org}/{repo}", "v1")
-    push_image(a, v2, f"{org}/{repo}", "v2")
+    push_layout_image(a, v1, f"{org}/{repo}", "v1")
+    push_layout_image(a, v2, f"{org}/{repo}", "v2")
 
     # Jobs are recorded in the transaction of the tag change, so an empty list right after the
     # call is final: creating the rule queued nothing.
@@ -220,15 +220,15 @@ def test_only_tag_changes_under_an_auto_rule_create_jobs(
     two = image_layout(tmp_path / "two", [("t2b-2", 5_000)])
     create_repo(a, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=False) == 200
-    push_image(a, one, f"{org}/app", "v1")
+    push_layout_image(a, one, f"{org}/app", "v1")
     assert jobs(a, org, "app") == []  # syncAuto false: stored, but queues nothing
 
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
-    push_image(a, one, f"{org}/app", "v1")  # same digest under the same tag: no change
-    push_image(a, two, f"{org}/app", two.digest)  # by digest alone: no tag changes
+    push_layout_image(a, one, f"{org}/app", "v1")  # same digest under the same tag: no change
+    push_layout_image(a, two, f"{org}/app", two.digest)  # by digest alone: no tag changes
     assert jobs(a, org, "app") == []
 
-    push_image(a, two, f"{org}/app", "v1")  # the tag moves
+    push_layout_image(a, two, f"{org}/app", "v1")  # the tag moves
     assert [(j["tag"], j["trigger"]) for j in jobs(a, org, "app")] == [("v1", "auto")]
     wait_tag(b, f"{org}/app", "v1", two.digest)
     assert wait_job(a, org, "app", "v1")["syncOperatorName"] == "admin"
@@ -245,11 +245,11 @@ def test_override_false_keeps_the_target_image_and_true_replaces_it(
     theirs = image_layout(tmp_path / "theirs", [("t3-theirs", 10_000)])
     ours = image_layout(tmp_path / "ours", [("t3-ours", 10_000)])
     newer = image_layout(tmp_path / "newer", [("t3-newer", 10_000)])
-    push_image(b, theirs, f"{org}/app", "v1")
-    push_image(a, theirs, f"{org}/app", "seed")  # the repository has to exist for its rule
+    push_layout_image(b, theirs, f"{org}/app", "v1")
+    push_layout_image(a, theirs, f"{org}/app", "seed")  # the repository has to exist for its rule
 
     assert create_rule(a, org, "app", B, org, sync_auto=True, override=False) == 200
-    push_image(a, ours, f"{org}/app", "v1")
+    push_layout_image(a, ours, f"{org}/app", "v1")
     job = wait_job(a, org, "app", "v1")
     assert job["status"] == "existed", job
     assert "override" in job["message"] and theirs.digest in job["message"], job["message"]
@@ -263,8 +263,8 @@ def test_override_false_keeps_the_target_image_and_true_replaces_it(
 
     # And so does the rule, once it is updated to override.
     assert create_rule(a, org, "app", B, org, sync_auto=True, override=True) == 200
-    push_image(b, theirs, f"{org}/app", "v1")  # someone in B moves it back
-    push_image(a, newer, f"{org}/app", "v1")
+    push_layout_image(b, theirs, f"{org}/app", "v1")  # someone in B moves it back
+    push_layout_image(a, newer, f"{org}/app", "v1")
     wait_tag(b, f"{org}/app", "v1", newer.digest)
     job = wait_job(a, org, "app", "v1", after=job["id"])
     assert job["status"] == "success" and job["digest"] == newer.digest, job
@@ -279,19 +279,19 @@ def test_override_false_keeps_updating_its_own_copies_but_not_a_foreign_image(
     second = image_layout(tmp_path / "second", [("own-second", 10_000)])
     foreign = image_layout(tmp_path / "foreign", [("own-foreign", 10_000)])
     third = image_layout(tmp_path / "third", [("own-third", 10_000)])
-    push_image(a, first, f"{org}/app", "seed")
+    push_layout_image(a, first, f"{org}/app", "seed")
     assert create_rule(a, org, "app", B, org, sync_auto=True, override=False) == 200
 
-    push_image(a, first, f"{org}/app", "v1")
+    push_layout_image(a, first, f"{org}/app", "v1")
     job = wait_job(a, org, "app", "v1")
     assert job["status"] == "success", job
-    push_image(a, second, f"{org}/app", "v1")  # the tag moves in A: B's copy is ours, so it follows
+    push_layout_image(a, second, f"{org}/app", "v1")  # the tag moves in A: B's copy is ours, so it follows
     wait_tag(b, f"{org}/app", "v1", second.digest)
     job = wait_job(a, org, "app", "v1", after=job["id"])
     assert job["status"] == "success" and job["digest"] == second.digest, job
 
-    push_image(b, foreign, f"{org}/app", "v1")  # someone in B puts their own image there
-    push_image(a, third, f"{org}/app", "v1")
+    push_layout_image(b, foreign, f"{org}/app", "v1")  # someone in B puts their own image there
+    push_layout_image(a, third, f"{org}/app", "v1")
     job = wait_job(a, org, "app", "v1", after=job["id"])
     assert job["status"] == "existed" and foreign.digest in job["message"], job
     assert tag_digest(b, f"{org}/app", "v1") == foreign.digest
@@ -348,7 +348,7 @@ def test_signature_pushed_after_the_sync_follows_its_image(
     create_repo(a, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
     image = image_layout(tmp_path / "img", [("t4b", 10_000)])
-    push_image(a, image, f"{org}/app", "v1")
+    push_layout_image(a, image, f"{org}/app", "v1")
     wait_tag(b, f"{org}/app", "v1", image.digest)
     first = wait_job(a, org, "app", "v1")
     assert first["status"] == "success", first
@@ -384,12 +384,12 @@ def test_second_image_sends_only_its_new_layers(a: FerryServer, b: FerryServer, 
     create_repo(a, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
 
-    push_image(a, first, f"{org}/app", "v1")
+    push_layout_image(a, first, f"{org}/app", "v1")
     job1 = wait_job(a, org, "app", "v1")
     assert job1["status"] == "success", job1
     assert job1["bytes"] >= sum(d.size for d in first.layers)
 
-    push_image(a, second, f"{org}/app", "v2")
+    push_layout_image(a, second, f"{org}/app", "v2")
     job2 = wait_job(a, org, "app", "v2")
     assert job2["status"] == "success", job2
     new_layer = second.layers[-1].size
@@ -403,7 +403,7 @@ def test_second_image_sends_only_its_new_layers(a: FerryServer, b: FerryServer, 
     create_repo(a, org, "other")
     assert create_rule(a, org, "other", B, org, sync_auto=True) == 200
     third = image_layout(tmp_path / "three", [*base, ("t5-other", 20_000)])
-    push_image(a, third, f"{org}/other", "v1")
+    push_layout_image(a, third, f"{org}/other", "v1")
     job3 = wait_job(a, org, "other", "v1")
     assert job3["status"] == "success", job3
     assert job3["blobsMounted"] == len(base), job3
@@ -416,7 +416,7 @@ def test_layer_bigger_than_a_chunk_arrives_intact(a: FerryServer, b: FerryServer
     create_repo(a, org, "big")
     assert create_rule(a, org, "big", B, org, sync_auto=True) == 200
     image = image_layout(tmp_path / "big", [("t5-big", 2 * CHUNK + 12_345)])
-    push_image(a, image, f"{org}/big", "v1")
+    push_layout_image(a, image, f"{org}/big", "v1")
     job = wait_job(a, org, "big", "v1")
     assert job["status"] == "success", job
     assert job["bytes"] == image.size - len(image.manifest), job
@@ -432,17 +432,16 @@ def test_missing_target_organization_refuses_the_sync_with_a_message(
 ) -> None:
     org = orgs(a, b)
     image = image_layout(tmp_path / "img", [("t7-missing", 5_000)])
-    push_image(a, image, f"{org}/app", "v1")
+    push_layout_image(a, image, f"{org}/app", "v1")
     # Missing there when asked: the manual sync is refused at once and records nothing.
     absent = unique("absent")
-    error = sdk_error(lambda: manual_sync(a, org, "app", ["v1"], B, absent))
-    assert (error.status_code, error.error_code) == (404, "SVCSTG.SWR.4040058"), error.error_msg
+    error = assert_sdk_error(lambda: manual_sync(a, org, "app", ["v1"], B, absent), 404, "SVCSTG.SWR.4040058")
     assert absent in error.error_msg and B in error.error_msg
     assert jobs(a, org, "app") == []
     # Gone by the time the job runs: the job ends failed, saying so.
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
     sdk(b).delete_namespaces(DeleteNamespacesRequest(namespace=org))
-    push_image(a, image, f"{org}/app", "v2")
+    push_layout_image(a, image, f"{org}/app", "v2")
     job = wait_job(a, org, "app", "v2")
     assert job["status"] == "failed", job
     assert org in job["message"] and "refused" in job["message"], job["message"]
@@ -460,7 +459,7 @@ def test_chain_a_to_b_to_c(a: FerryServer, b: FerryServer, c: FerryServer, tmp_p
     assert create_rule(b, org, "app", C, org, sync_auto=True) == 200
 
     image = image_layout(tmp_path / "img", [("t6-chain", 30_000)])
-    push_image(a, image, f"{org}/app", "v1")
+    push_layout_image(a, image, f"{org}/app", "v1")
     wait_tag(c, f"{org}/app", "v1", image.digest)
     assert tag_digest(b, f"{org}/app", "v1") == image.digest
     assert wait_job(b, org, "app", "v1")["status"] == "success"
@@ -475,8 +474,8 @@ def test_loop_a_to_b_to_a_settles(a: FerryServer, b: FerryServer, tmp_path: Path
 
     one = image_layout(tmp_path / "one", [("t6-loop-1", 10_000)])
     two = image_layout(tmp_path / "two", [("t6-loop-2", 10_000)])
-    push_image(a, one, f"{org}/app", "v1")
-    push_image(b, two, f"{org}/app", "v2")  # the other direction
+    push_layout_image(a, one, f"{org}/app", "v1")
+    push_layout_image(b, two, f"{org}/app", "v2")  # the other direction
     wait_tag(b, f"{org}/app", "v1", one.digest)
     wait_tag(a, f"{org}/app", "v2", two.digest)
 
@@ -510,13 +509,14 @@ def test_rule_and_job_validation(a: FerryServer, b: FerryServer, tmp_path: Path)
         return list(listed.body or [])
 
     for region in ("xx-nowhere-9", A):  # not a peer; the local region itself
-        error = sdk_error(lambda region=region: create(region, org))  # type: ignore[misc]
-        assert (error.status_code, error.error_code) == (400, "SVCSTG.SWR.4000014"), error.error_msg
+        error = assert_sdk_error(
+            lambda region=region: create(region, org),  # type: ignore[misc]
+            400,
+            "SVCSTG.SWR.4000014",
+        )
         assert B in error.error_msg
-    error = sdk_error(lambda: create(B, "Bad..Org"))
-    assert (error.status_code, error.error_code) == (400, "SVCSTG.SWR.4001028"), error.error_msg
-    error = sdk_error(lambda: create(B, unique("absent")))
-    assert (error.status_code, error.error_code) == (404, "SVCSTG.SWR.4040058"), error.error_msg
+    assert_sdk_error(lambda: create(B, "Bad..Org"), 400, "SVCSTG.SWR.4001028")
+    error = assert_sdk_error(lambda: create(B, unique("absent")), 404, "SVCSTG.SWR.4040058")
     assert B in error.error_msg
     assert rules() == []
 
@@ -548,38 +548,42 @@ def test_rule_and_job_validation(a: FerryServer, b: FerryServer, tmp_path: Path)
     assert regions == {B, C}
 
     for bad_filter in ("order::desc", "limit::10", "offset::0"):
-        error = sdk_error(
+        assert_sdk_error(
             lambda bad_filter=bad_filter: client.show_sync_job(  # type: ignore[misc]
                 ShowSyncJobRequest(org, "app", filter=bad_filter)
-            )
+            ),
+            400,
+            "SVCSTG.SWR.4001035",
         )
-        assert (error.status_code, error.error_code) == (400, "SVCSTG.SWR.4001035"), error.error_msg
     response = manage(a).request("GET", f"/v2/manage/namespaces/{org}/repos/app/sync_job")
     assert response.status_code == 400, response.text
     for bad_limit in ("limit::0|offset::0", "limit::1001|offset::0"):
-        error = sdk_error(
+        assert_sdk_error(
             lambda bad_limit=bad_limit: client.show_sync_job(  # type: ignore[misc]
                 ShowSyncJobRequest(org, "app", filter=bad_limit)
-            )
+            ),
+            400,
+            "SVCSTG.SWR.4000056",
         )
-        assert (error.status_code, error.error_code) == (400, "SVCSTG.SWR.4000056"), error.error_msg
     listed = client.show_sync_job(ShowSyncJobRequest(org, "app", filter="limit::10|offset::0"))
     assert (listed.body or []) == [] and listed.content_range == "0-0/0"
 
     # The source must exist: organization, then repository.
     body = CreateImageSyncRepoRequestBody(remote_region_id=B, remote_namespace=org, sync_auto=True)
-    error = sdk_error(
+    assert_sdk_error(
         lambda: client.create_image_sync_repo(
             CreateImageSyncRepoRequest(namespace=unique("nosuch"), repository="app", body=body)
-        )
+        ),
+        404,
+        "SVCSTG.SWR.4040058",
     )
-    assert (error.status_code, error.error_code) == (404, "SVCSTG.SWR.4040058"), error.error_msg
-    error = sdk_error(
+    assert_sdk_error(
         lambda: client.create_image_sync_repo(
             CreateImageSyncRepoRequest(namespace=org, repository="nosuch", body=body)
-        )
+        ),
+        404,
+        "SVCSTG.SWR.4040113",
     )
-    assert (error.status_code, error.error_code) == (404, "SVCSTG.SWR.4040113"), error.error_msg
     assert rules() == []
 
 
@@ -595,7 +599,7 @@ def test_rapid_pushes_to_one_tag_end_with_the_last_image(
     assert create_rule(a, org, "app", B, org, sync_auto=True, override=True) == 200
     images = [image_layout(tmp_path / f"i{n}", [(f"t8-{n}", 4_000)]) for n in range(10)]
     for image in images:
-        push_image(a, image, f"{org}/app", "latest")
+        push_layout_image(a, image, f"{org}/app", "latest")
     wait_tag(b, f"{org}/app", "latest", images[-1].digest)
     found = wait_settled([(a, org, "app")], quiet=2.0)[0]
     assert 1 <= len(found) <= len(images)
@@ -615,8 +619,8 @@ def test_unreachable_peer_is_retried_and_a_deleted_source_tag_cancels(
     org = orgs(a, c)
     gone = image_layout(tmp_path / "gone", [("t9-gone", 5_000)])
     kept = image_layout(tmp_path / "kept", [("t9-kept", 5_000)])
-    push_image(a, gone, f"{org}/app", "gone")
-    push_image(a, kept, f"{org}/app", "kept")
+    push_layout_image(a, gone, f"{org}/app", "gone")
+    push_layout_image(a, kept, f"{org}/app", "kept")
     c.stop()
     try:
         assert manual_sync(a, org, "app", ["gone", "kept"], C, org) == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from tests.support.images import make_image, push_image
+from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Regions, make_regions
 from tests.support.registry_client import RegistryClient, parse_challenge
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
@@ -28,10 +28,6 @@ from tests.support.sync_helpers import FINAL, create_org, wait_for
 
 A, B = "cn-north-4", "cn-east-3"
 PASSWORD = "sync-auth-pass-123"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")

@@ -15,79 +15,45 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkswr.v2 import (
-    CreateImageSyncRepoRequest,
-    CreateImageSyncRepoRequestBody,
-    CreateNamespaceRequest,
-    CreateNamespaceRequestBody,
-    CreateRepoRequest,
-    CreateRepoRequestBody,
-    SwrClient,
-)
 
-from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Regions, make_regions
+from tests.support.images import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Image,
+    digest_of,
+    make_image,
+    push_blob,
+    push_image,
+    put_manifest,
+)
+from tests.support.regions import Regions, make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
-from tests.support.swr import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pushed, digest_of, make_image, push
+from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, wait_for
 
 A, B = "cn-north-4", "cn-east-3"
 NS, REPO = "faults", "app"
 NAME = f"{NS}/{REPO}"
 MIB = 1024 * 1024
-FINAL = {"success", "existed", "failed", "timeout", "cancel"}
-T = TypeVar("T")
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    """Polls `check` until it returns something truthy; fails with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def sdk(server: FerryServer) -> SwrClient:
-    credentials = BasicCredentials(ACCESS_KEY, SECRET_KEY, PROJECT_ID)
-    return SwrClient.new_builder().with_credentials(credentials).with_endpoints([server.url]).build()
-
-
 def setup_rule(regions: Regions) -> None:
     """The organization in both regions, the repository in A, and an automatic rule A → B."""
     for region in (A, B):
-        sdk(regions[region]).create_namespace(
-            CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=NS))
-        )
-    source = sdk(regions[A])
-    source.create_repo(
-        CreateRepoRequest(
-            namespace=NS,
-            body=CreateRepoRequestBody(repository=REPO, is_public=False, category="other"),
-        )
-    )
-    source.create_image_sync_repo(
-        CreateImageSyncRepoRequest(
-            namespace=NS,
-            repository=REPO,
-            body=CreateImageSyncRepoRequestBody(
-                remote_region_id=B, remote_namespace=NS, sync_auto=True, override=False
-            ),
-        )
-    )
+        create_org(regions[region], NS)
+    create_repo(regions[A], NS, REPO)
+    assert create_rule(regions[A], NS, REPO, B, NS, sync_auto=True, override=False) == 200
 
 
 class Records:
@@ -162,7 +128,7 @@ def test_jobs_retry_while_target_is_down_and_succeed_when_it_returns(tmp_path: P
         source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
         images = {f"v{i}": make_image(f"down-{i}") for i in range(4)}
         for tag, image in images.items():
-            push(source, NAME, tag, image)
+            push_image(source, NAME, tag, image)
 
         def retried() -> list[dict[str, Any]] | None:
             jobs = records.jobs()
@@ -171,14 +137,14 @@ def test_jobs_retry_while_target_is_down_and_succeed_when_it_returns(tmp_path: P
             )
             return jobs if ok else None
 
-        waiting = wait_for("every job to have failed at least twice and be waiting", retried, 30)
+        waiting = wait_for(retried, "every job to have failed at least twice and be waiting", 30)
         assert sorted(j["tag"] for j in waiting) == sorted(images)
         for job in waiting:
             assert B in job["message"] and "unreachable" in job["message"], job["message"]
             assert job["finishedAt"] is None
 
         regions[B].start()
-        finished = wait_for("every job to reach a final state", lambda: all_final(records, list(images)), 60)
+        finished = wait_for(lambda: all_final(records, list(images)), "every job to reach a final state", 60)
         assert len(finished) == len(images), "one job per pushed tag, none lost or duplicated"
         target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
         for job in finished:
@@ -203,7 +169,7 @@ def big_blocks(seed: int) -> Iterator[bytes]:
         yield generator.randbytes(BLOCK)
 
 
-def push_big_image(client: RegistryClient, seed: int) -> tuple[Pushed, str]:
+def push_big_image(client: RegistryClient, seed: int) -> tuple[Image, str]:
     """One 256 MiB layer by a streamed chunked upload and a config; the manifest is not pushed yet.
 
     Returns the image (with the config's bytes only) and the layer's digest.
@@ -228,17 +194,16 @@ def push_big_image(client: RegistryClient, seed: int) -> tuple[Pushed, str]:
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer]}}
     ).encode()
-    response = client.post(f"/v2/{NAME}/blobs/uploads/?digest={digest_of(config)}", data=config)
-    assert response.status_code == 201, response.text
+    push_blob(client, NAME, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": layer, "size": BIG}],
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer, "size": BIG}],
         }
     ).encode()
-    return Pushed(manifest, OCI_MANIFEST, {digest_of(config): config}), layer
+    return Image(manifest, {digest_of(config): config}), layer
 
 
 class PartialImageWatch(threading.Thread):
@@ -291,9 +256,7 @@ def test_source_killed_mid_blob_resumes_and_target_never_shows_a_partial_image(t
         watch = PartialImageWatch(regions[B], "big")
         watch.start()
         try:
-            response = source.put(
-                f"/v2/{NAME}/manifests/big", data=image.manifest, headers={"Content-Type": OCI_MANIFEST}
-            )
+            response = put_manifest(source, NAME, "big", image)
             assert response.status_code == 201, response.text
 
             # Kill A the moment B has acknowledged some, but not all, of the layer's chunks.
@@ -321,7 +284,7 @@ def test_source_killed_mid_blob_resumes_and_target_never_shows_a_partial_image(t
 
             regions[A].start()
             records = Records(regions[A], A)
-            jobs = wait_for("the job to reach a final state", lambda: all_final(records, ["big"]), 90)
+            jobs = wait_for(lambda: all_final(records, ["big"]), "the job to reach a final state", 90)
             assert tag_digest(target, "big") == image.digest
             time.sleep(0.2)  # one more round of the watch with the tag in place
         finally:
@@ -373,20 +336,20 @@ def test_queue_survives_a_source_restart_in_the_middle(tmp_path: Path) -> None:
         regions[B].stop()
         with hung_region(regions[B].port):
             for tag, image in images.items():
-                push(source, NAME, tag, image)
+                push_image(source, NAME, tag, image)
 
             def mid_queue() -> list[dict[str, Any]] | None:
                 jobs = records.jobs()
                 running = [j for j in jobs if j["status"] == "running"]
                 return jobs if len(jobs) == len(images) and running else None
 
-            before = wait_for("jobs to be running against the hung region", mid_queue, 30)
+            before = wait_for(mid_queue, "jobs to be running against the hung region", 30)
             assert {j["status"] for j in before} <= {"waiting", "running"}, before
             regions[A].kill()
 
         regions[B].start()
         regions[A].start()
-        jobs = wait_for("every job to reach a final state", lambda: all_final(records, list(images)), 60)
+        jobs = wait_for(lambda: all_final(records, list(images)), "every job to reach a final state", 60)
         assert sorted(j["tag"] for j in jobs) == sorted(images), "one record per tag, none lost or added"
         target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
         for job in jobs:

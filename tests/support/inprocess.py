@@ -7,7 +7,6 @@ so jobs are born exactly as a push makes them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,15 +26,12 @@ from ferry.metadata.models import JobStatus, Repository, SyncJob, SyncRule
 from ferry.names import ImageName
 from ferry.storage import FilesystemBlobStore
 from ferry.sync.triggers import SyncTriggers, Target, enqueue
+from tests.support.images import digest_of
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 ORG, REPO = "org", "app"
 PEER = "cn-east-3"
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

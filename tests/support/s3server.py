@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port
+from tests.support.server import free_port, stop_process, wait_http
 
 REGION = "us-east-1"
 KEY = "ferry-test"
@@ -28,21 +27,19 @@ class S3Server:
 
     def start(self, timeout: float = 60) -> S3Server:
         self.port = free_port()
-        log = (self.root / "moto.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.endpoint + "/", timeout=1).read()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("the moto S3 server did not start")
+        log = self.root / "moto.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            wait_http(self.endpoint + "/", process=self.process, log=log, timeout=timeout, name="moto")
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def bucket(self) -> str:
         """A new empty bucket; returns its name."""
@@ -62,9 +59,4 @@ class S3Server:
         }
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, grace=15)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -16,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from tests.support import leaks
 from tests.support.postgres import create_database
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY
 from tests.support.s3server import S3Server
-from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
+from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port, kill_process, stop_process, wait_http
 
 SOURCE = "cn-north-4"
 TARGET = "cn-east-3"
@@ -64,21 +61,11 @@ class Process:
             os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 15) -> None:
-        if not self.running():
-            return
-        assert self.process is not None
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, grace=timeout)
 
     def kill(self) -> None:
         """SIGKILL: no chance to hand a job back."""
-        if self.running():
-            assert self.process is not None
-            self.signal(signal.SIGKILL)
-            self.process.wait(15)
+        kill_process(self.process)
 
     def jobs_done(self) -> dict[int, str]:
         """Job id → final status, from this worker's "sync job <id> … : <status>" log lines."""
@@ -127,19 +114,6 @@ async def _query(database_url: str, sql: str) -> list[dict[str, Any]]:
         return [dict(row) for row in await connection.fetch(sql)]
     finally:
         await connection.close()
-
-
-def _wait_healthy(process: Process, url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise RuntimeError(f"{process.name} exited:\n{process.text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.name} did not become healthy:\n{process.text()[-3000:]}")
 
 
 def _wait_worker(process: Process, deadline: float) -> None:
@@ -215,7 +189,14 @@ def start_scaled_region(
             process.start()
         deadline = time.monotonic() + timeout
         for process, port in zip(region.apis, region.ports, strict=True):
-            _wait_healthy(process, f"http://127.0.0.1:{port}", deadline)
+            remaining = max(deadline - time.monotonic(), 0.1)
+            wait_http(
+                f"http://127.0.0.1:{port}/healthz",
+                process=process.process,
+                log=process.log,
+                timeout=remaining,
+                name=process.name,
+            )
         for process in region.workers:
             _wait_worker(process, deadline)
     except Exception:

@@ -1,4 +1,5 @@
-"""Real Ferry server processes for tests: free loopback ports, stopped by PID."""
+"""Real Ferry server processes for tests (and bench/): free loopback ports, waiting until a
+process answers over HTTP, stopping it by PID."""
 
 from __future__ import annotations
 
@@ -27,6 +28,72 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_run(count: int) -> int:
+    """A free port followed by `count - 1` more free ones (`ferry dev --base-port` takes a run)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count >= 65000:
+            continue
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free loopback ports found")
+
+
+def log_tail(log: Path | None, chars: int = 3000) -> str:
+    if log is None or not log.exists():
+        return ""
+    return log.read_text(errors="replace")[-chars:]
+
+
+def wait_http(
+    url: str,
+    *,
+    ok: tuple[int, ...] = (200,),
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    timeout: float = 60,
+    name: str = "ferry",
+) -> None:
+    """Polls GET `url` until it answers one of `ok`; fails at once when `process` exits.
+
+    Either failure names `name` and ends with the tail of its `log`.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_tail(log)}")
+        try:
+            if requests.get(url, timeout=1).status_code in ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer {url} within {timeout:.0f}s: {log_tail(log)}")
+
+
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL by PID, if it still runs."""
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """SIGTERM by PID, then SIGKILL by PID if it still runs after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        kill_process(process)
 
 
 @dataclass
@@ -68,35 +135,27 @@ class FerryServer:
         if backend_env is not None and "FERRY_DATABASE_URL" not in self.env:
             self.env = backend_env() | self.env  # kept, so a restart finds the same state
         self.data.mkdir(parents=True, exist_ok=True)
-        log = (self.data / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ferry", "serve"], env=self._env(), stdout=log, stderr=log
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ferry exited: {(self.data / 'server.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("ferry did not become healthy")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ferry", "serve"], env=self._env(), stdout=log, stderr=log
+            )
+        try:
+            wait_http(f"{self.url}/healthz", process=self.process, log=self.log, timeout=timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def log(self) -> Path:
+        return self.data / "server.log"
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
     def kill(self) -> None:
         """SIGKILL: the crash case."""
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill_process(self.process)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Runs `ferry ARGS` against this server's data directory."""

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import re
-import tarfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -20,20 +17,10 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.region.region import Region
 from huaweicloudsdkswr.v2 import SwrClient
 
-from tests.support.registry_client import RegistryClient
 from tests.support.server import FerryServer
 
 REGION = "cn-north-4"  # a FerryServer's default FERRY_REGION
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-T = TypeVar("T")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 # --- access keys and SDK clients ---------------------------------------------------------------
@@ -67,16 +54,21 @@ def _http_config() -> HttpConfig:
     return config
 
 
-def sdk_client(server: FerryServer, key: AccessKey) -> SwrClient:
-    """The SDK with nothing but a local endpoint, an AK/SK and a project id."""
-    credentials = BasicCredentials(key.ak, key.sk, key.project_id)
+def endpoint_client(url: str, ak: str, sk: str, project_id: str) -> SwrClient:
+    """The SDK with nothing but an endpoint, an AK/SK and a project id."""
+    credentials = BasicCredentials(ak, sk, project_id)
     return (
         SwrClient.new_builder()
         .with_http_config(_http_config())
         .with_credentials(credentials)
-        .with_endpoints([server.url])
+        .with_endpoints([url])
         .build()
     )
+
+
+def sdk_client(server: FerryServer, key: AccessKey) -> SwrClient:
+    """The SDK with nothing but the server's endpoint, the key's AK/SK and its project id."""
+    return endpoint_client(server.url, key.ak, key.sk, key.project_id)
 
 
 def sdk_client_by_region(server: FerryServer, key: AccessKey, region: str = REGION) -> SwrClient:
@@ -151,111 +143,3 @@ class TokenSession:
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         data = None if body is None else json.dumps(body)
         return self.session.request(method, self.base + path, data=data, timeout=30, **kwargs)
-
-
-# --- images pushed through the registry API ----------------------------------------------------
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Pushed:
-    """A manifest (image or index) and the blobs it needs, each with its bytes."""
-
-    manifest: bytes
-    media_type: str
-    blobs: dict[str, bytes]
-    children: tuple[Pushed, ...] = ()
-
-    @property
-    def digest(self) -> str:
-        return digest_of(self.manifest)
-
-    @property
-    def content_size(self) -> int:
-        """What SWR reports as a tag's size: manifest bytes, its blobs, and its children's sizes."""
-        return (
-            len(self.manifest)
-            + sum(len(b) for b in self.blobs.values())
-            + sum(c.content_size for c in self.children)
-        )
-
-    def all_blobs(self) -> dict[str, bytes]:
-        blobs = dict(self.blobs)
-        for child in self.children:
-            blobs |= child.all_blobs()
-        return blobs
-
-    def all_manifests(self) -> dict[str, bytes]:
-        manifests = {self.digest: self.manifest}
-        for child in self.children:
-            manifests |= child.all_manifests()
-        return manifests
-
-
-def make_image(seed: str, arch: str = "amd64") -> Pushed:
-    """A tiny single-layer linux image."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        content = f"hello from {seed} on {arch}\n".encode()
-        info = tarfile.TarInfo("hello.txt")
-        info.size, info.mtime = len(content), 0
-        tar.addfile(info, io.BytesIO(content))
-    layer = buffer.getvalue()
-    config = json.dumps(
-        {
-            "architecture": arch,
-            "os": "linux",
-            "config": {"Cmd": ["/hello"]},
-            "rootfs": {"type": "layers", "diff_ids": [digest_of(layer)]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        }
-    ).encode()
-    return Pushed(manifest, OCI_MANIFEST, {digest_of(config): config, digest_of(layer): layer})
-
-
-def make_index(seed: str, arches: tuple[str, ...] = ("amd64", "arm64")) -> Pushed:
-    children = tuple(make_image(seed, arch) for arch in arches)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": child.digest,
-                    "size": len(child.manifest),
-                    "platform": {"os": "linux", "architecture": arch},
-                }
-                for child, arch in zip(children, arches, strict=True)
-            ],
-        }
-    ).encode()
-    return Pushed(index, OCI_INDEX, {}, children)
-
-
-def push(client: RegistryClient, name: str, tag: str, pushed: Pushed) -> None:
-    """Blobs by monolithic POST, children by digest, then the manifest under `tag`."""
-    for digest, data in pushed.blobs.items():
-        response = client.post(
-            f"/v2/{name}/blobs/uploads/?digest={digest}",
-            data=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert response.status_code == 201, response.text
-    for child in pushed.children:
-        push(client, name, child.digest, child)
-    response = client.put(
-        f"/v2/{name}/manifests/{tag}", data=pushed.manifest, headers={"Content-Type": pushed.media_type}
-    )
-    assert response.status_code == 201, response.text
-    assert response.headers["Docker-Content-Digest"] == pushed.digest

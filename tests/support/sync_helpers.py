@@ -1,8 +1,7 @@
-"""Helpers for the end-to-end image sync tests: SDK clients, images, pushes, polling sync jobs."""
+"""Helpers for the end-to-end image sync tests: SDK clients, layout images, pushes, polling sync jobs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -11,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkswr.v2 import (
     CreateImageSyncRepoRequest,
     CreateImageSyncRepoRequestBody,
@@ -26,11 +22,12 @@ from huaweicloudsdkswr.v2 import (
     SwrClient,
 )
 
+from tests.support.images import Image, digest_of, push_blob, push_image, push_manifest
 from tests.support.layouts import OCI_INDEX, OCI_MANIFEST, Descriptor, LayerFile, LayoutWriter
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
-from tests.support.swr import TokenSession, iam_token
+from tests.support.swr import TokenSession, endpoint_client, iam_token
 
 FINAL = frozenset({"success", "existed", "failed", "timeout", "cancel"})
 DEADLINE = 60.0
@@ -70,17 +67,9 @@ _clients: dict[str, SwrClient] = {}
 
 
 def sdk(server: FerryServer) -> SwrClient:
-    if server.url in _clients:
-        return _clients[server.url]
-    config = HttpConfig.get_default_config()
-    config.timeout = (5, 30)
-    _clients[server.url] = (
-        SwrClient.new_builder()
-        .with_http_config(config)
-        .with_credentials(BasicCredentials(ACCESS_KEY, SECRET_KEY, PROJECT_ID))
-        .with_endpoints([server.url])
-        .build()
-    )
+    """The SDK signed with the regions' shared admin AK/SK (tests/support/regions.py), one per URL."""
+    if server.url not in _clients:
+        _clients[server.url] = endpoint_client(server.url, ACCESS_KEY, SECRET_KEY, PROJECT_ID)
     return _clients[server.url]
 
 
@@ -136,14 +125,6 @@ def manual_sync(
     )
     assert response.status_code == 200
     return list(response.body or [])
-
-
-def sdk_error(call: Callable[[], Any]) -> ClientRequestException:
-    try:
-        call()
-    except ClientRequestException as error:
-        return error
-    raise AssertionError("the call succeeded but should have failed")
 
 
 _tokens: dict[str, str] = {}
@@ -247,15 +228,15 @@ def skopeo_raw_digest(server: FerryServer, image: str) -> str:
         f"--creds=admin:{ADMIN_PASSWORD}",
         f"docker://{server.host}/{image}",
     ).stdout.encode()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return digest_of(raw)
 
 
-# --- images -----------------------------------------------------------------------------------
+# --- images in OCI layouts --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Image:
-    """An image in an OCI layout directory (tagged `tag` there)."""
+class LayoutImage:
+    """An image in an OCI layout directory (tagged `tag` there), for skopeo and the registry API."""
 
     root: Path
     tag: str
@@ -276,7 +257,7 @@ class Image:
         return len(self.manifest) + document["config"]["size"] + sum(d["size"] for d in document["layers"])
 
 
-def image_layout(root: Path, layers: list[tuple[str, int]], tag: str = "latest") -> Image:
+def image_layout(root: Path, layers: list[tuple[str, int]], tag: str = "latest") -> LayoutImage:
     """One linux/amd64 image; each layer is one file of `size` pseudo-random bytes from `seed`."""
     writer = LayoutWriter(root)
     files = [[LayerFile(f"{seed}/data.bin", size, seed)] for seed, size in layers]
@@ -286,49 +267,26 @@ def image_layout(root: Path, layers: list[tuple[str, int]], tag: str = "latest")
         (root / "blobs" / "sha256" / descriptor.digest.removeprefix("sha256:")).read_bytes()
     )
     layer_descriptors = tuple(Descriptor(d["mediaType"], d["digest"], d["size"]) for d in document["layers"])
-    return Image(root, tag, descriptor.digest, layer_descriptors)
+    return LayoutImage(root, tag, descriptor.digest, layer_descriptors)
 
 
-def push_image(server: FerryServer, image: Image, name: str, tag: str) -> None:
-    """Pushes a single-manifest layout through the registry API (blobs, then the manifest)."""
+def push_layout_image(server: FerryServer, image: LayoutImage, name: str, tag: str) -> None:
+    """Pushes a single-manifest layout through the registry API (missing blobs, then the manifest)."""
     client = registry(server)
     document = json.loads(image.manifest)
     for descriptor in [document["config"], *document["layers"]]:
         digest = descriptor["digest"]
-        if client.head(f"/v2/{name}/blobs/{digest}").status_code == 200:
-            continue
-        response = client.post(
-            f"/v2/{name}/blobs/uploads/?digest={digest}",
-            data=image.blob(digest),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert response.status_code == 201, response.text
-    put_manifest(server, name, tag, image.manifest, OCI_MANIFEST)
-
-
-def put_manifest(server: FerryServer, name: str, reference: str, payload: bytes, media_type: str) -> str:
-    response = registry(server).put(
-        f"/v2/{name}/manifests/{reference}", data=payload, headers={"Content-Type": media_type}
-    )
-    assert response.status_code == 201, response.text
-    return str(response.headers["Docker-Content-Digest"])
+        if client.head(f"/v2/{name}/blobs/{digest}").status_code != 200:
+            push_blob(client, name, image.blob(digest))
+    push_manifest(client, name, tag, image.manifest)
 
 
 def push_signature(
     server: FerryServer, name: str, subject: str, subject_type: str, subject_size: int, note: str
 ) -> str:
     """A cosign-style signature: a manifest whose `subject` is the image, pushed by digest."""
-    client = registry(server)
     empty = b"{}"
     layer = json.dumps({"critical": {"image": {"docker-manifest-digest": subject}}, "note": note}).encode()
-    for blob in (empty, layer):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        response = client.post(
-            f"/v2/{name}/blobs/uploads/?digest={digest}",
-            data=blob,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert response.status_code == 201, response.text
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -336,22 +294,22 @@ def push_signature(
             "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
             "config": {
                 "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": "sha256:" + hashlib.sha256(empty).hexdigest(),
+                "digest": digest_of(empty),
                 "size": len(empty),
             },
             "layers": [
                 {
                     "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
+                    "digest": digest_of(layer),
                     "size": len(layer),
                 }
             ],
             "subject": {"mediaType": subject_type, "digest": subject, "size": subject_size},
         }
     ).encode()
-    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    assert put_manifest(server, name, digest, manifest, OCI_MANIFEST) == digest
-    return digest
+    signature = Image(manifest, {digest_of(empty): empty, digest_of(layer): layer})
+    push_image(registry(server), name, signature.digest, signature)
+    return signature.digest
 
 
 def referrer_digests(server: FerryServer, name: str, subject: str) -> set[str]:
