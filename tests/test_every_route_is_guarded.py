@@ -1,6 +1,6 @@
 """Every route the application serves is authenticated, except an explicit few; none escapes.
 
-Unlike tests/test_routes_auth.py, which walks the route lists, this walks the application's own
+It walks the application's own
 router (aiohttp's test server, in process), so a route added anywhere (in app.py, beside a list)
 is asked too. Each is called without credentials: exactly the public set below may answer
 without a 401; every other route must refuse with its API's own 401. The forbidden cases follow:

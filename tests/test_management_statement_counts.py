@@ -12,16 +12,14 @@ the case where organization rights are looked up one by one would show.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select
 
 from ferry.app import create_app
 from ferry.config import Settings
@@ -42,6 +40,7 @@ from ferry.metadata.models import (
     User,
 )
 from ferry.state import STATE
+from tests.support.inprocess import counted_statements
 
 MANY = 500
 PASSWORD = "reader-password-1"
@@ -76,21 +75,6 @@ def rows_in(name: str, body: Any) -> int:
     if name == "overview":
         return int(body["repo_num"])
     return len(body)
-
-
-@contextmanager
-def counted() -> Iterator[list[str]]:
-    """The statements every engine of this process runs meanwhile (reads and writes alike)."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
 
 
 async def _reader(db: Database) -> None:
@@ -184,7 +168,7 @@ async def costs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[
         for size in (1, MANY):
             await grow(db, size)
             for listing in LISTINGS:
-                with counted() as statements:
+                with counted_statements() as statements:
                     response = await client.get(listing.url(size), headers=headers)
                     body = await response.json()
                 assert response.status == 200, body

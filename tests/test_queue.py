@@ -15,16 +15,12 @@ from sqlalchemy import update
 
 from ferry.metadata.models import JobStatus, SyncJob, utcnow
 from ferry.sync.queue import JobQueue, Outcome
-from tests.support.inprocess import World, image
+from tests.support.inprocess import World, database_url, image
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}"
-    else:
-        url = str(request.getfixturevalue("fresh_postgres_url"))
-    region = await World(url, tmp_path).open()
+    region = await World(database_url(request.param, tmp_path, request), tmp_path).open()
     yield region
     await region.close()
 

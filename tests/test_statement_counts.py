@@ -6,46 +6,24 @@ would make a page of 500 cost 500 times more round trips to the database than a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from ferry.images import inventory
 from ferry.metadata.models import Blob, Manifest, ManifestReference, Organization, Repository, Tag
 from ferry.metadata.statements import insert_ignore
-from tests.support.inprocess import ORG, World, digest_of
+from tests.support.inprocess import ORG, World, counted_statements, database_url, digest_of
 
 MANY = 500
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}"
-    else:
-        url = str(request.getfixturevalue("fresh_postgres_url"))
-    region = await World(url, tmp_path).open()
+    region = await World(database_url(request.param, tmp_path, request), tmp_path).open()
     yield region
     await region.close()
-
-
-@contextmanager
-def counted(world: World) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = world.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def _organization_id(world: World) -> int:
@@ -87,7 +65,7 @@ async def _fill(world: World, repositories: int, tags_each: int) -> list[int]:
 
 async def _repository_page_statements(world: World, limit: int) -> tuple[int, int]:
     org_id = await _organization_id(world)
-    with counted(world) as statements:
+    with counted_statements() as statements:
         async with world.db.read() as session:
             listings, total = await inventory.list_repositories(
                 session, [org_id], None, None, None, 0, limit, "name", False
@@ -116,7 +94,7 @@ async def test_a_page_of_500_tags_costs_what_a_page_of_1_does(world: World) -> N
     (repository_id,) = await _fill(world, 1, tags_each=MANY)
     counts = []
     for limit in (1, MANY):
-        with counted(world) as statements:
+        with counted_statements() as statements:
             async with world.db.read() as session:
                 views, total = await inventory.tag_page(session, repository_id, 0, limit, "tag", False, None)
         assert len(views) == limit and total == MANY

@@ -8,11 +8,15 @@ so jobs are born exactly as a push makes them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 
 from ferry.identity.caller import Operator
 from ferry.identity.service import Principal, create_organization, create_user
@@ -79,6 +83,28 @@ def index(*children: Built) -> Built:
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh database for one test: a SQLite file, or a new database on the test PostgreSQL."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@contextmanager
+def counted_statements() -> Iterator[list[str]]:
+    """The SQL statements every engine of this process runs meanwhile (reads and writes alike)."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 class World:

@@ -41,7 +41,6 @@ def requires(action: str) -> Callable[[Endpoint], Handler]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             return await endpoint(request, await authorize(request, action))
 
-        guarded.required_action = action  # type: ignore[attr-defined]  # read by tests only
         return guarded
 
     return wrap

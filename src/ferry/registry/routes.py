@@ -1,8 +1,8 @@
 """The registry API's routes, in one explicit list.
 
 Every endpoint but the token endpoint is wrapped by `registry.auth.requires(action)`, which
-authenticates and authorizes the request before the endpoint runs (tests/test_routes_auth.py
-checks that no route escapes it).
+authenticates and authorizes the request before the endpoint runs (tests/test_every_route_is_guarded.py
+walks the router and checks that no route escapes it).
 """
 
 from __future__ import annotations
