@@ -1,0 +1,99 @@
+"""Ferry's Prometheus metrics: every metric object, in one module, created at import.
+
+Multi-process: `ferry serve --workers N` sets PROMETHEUS_MULTIPROC_DIR before it starts its
+HTTP processes (fresh interpreters), so prometheus_client picks its file-backed values when it
+is first imported there and `/metrics` sums every process's files. Without that variable the
+values live in this process and the default registry is scraped.
+
+Label values are always bounded: API names, route templates (never raw paths), status classes,
+region names and short cause words. Other parts of Ferry append their own metrics below, each in
+its own commented section.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets (seconds) for requests and storage/database operations.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Push-to-visible lag (seconds): from the source tag move to the verified target tag.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+# --- HTTP (metrics+health) ---------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "ferry_http_requests_total",
+    "HTTP requests answered, by API (registry, manage, iam, ops), route template, method and status class.",
+    ["api", "route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "ferry_http_request_duration_seconds",
+    "Time from a request's arrival to its answer, by API and route template.",
+    ["api", "route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "ferry_http_requests_in_flight",
+    "Requests being answered now, by API.",
+    ["api"],
+    multiprocess_mode="livesum",
+)
+HTTP_BYTES_IN = Counter("ferry_http_request_bytes_total", "Request body bytes received, by API.", ["api"])
+HTTP_BYTES_OUT = Counter("ferry_http_response_bytes_total", "Response body bytes sent, by API.", ["api"])
+
+# --- Sync (metrics+health) ---------------------------------------------------------------
+SYNC_JOBS_CREATED = Counter(
+    "ferry_sync_jobs_created_total",
+    "Sync jobs created, by trigger (push, manual, …) and target region.",
+    ["trigger", "target_region"],
+)
+SYNC_JOBS_FINISHED = Counter(
+    "ferry_sync_jobs_finished_total",
+    "Sync jobs that reached a final status, by status and target region.",
+    ["status", "target_region"],
+)
+SYNC_ATTEMPTS = Counter(
+    "ferry_sync_attempts_total", "Sync attempts started, by target region.", ["target_region"]
+)
+SYNC_RETRIES = Counter(
+    "ferry_sync_retries_total",
+    "Sync attempts that failed and were put back to wait, by cause and target region.",
+    ["cause", "target_region"],
+)
+SYNC_LAG = Histogram(
+    "ferry_sync_push_to_visible_seconds",
+    "For each synced tag, seconds from the source tag move to the verified target tag, by target region.",
+    ["target_region"],
+    buckets=LAG_BUCKETS,
+)
+SYNC_BYTES_SENT = Counter(
+    "ferry_sync_bytes_sent_total", "Blob bytes uploaded to peers, by target region.", ["target_region"]
+)
+SYNC_BLOBS = Counter(
+    "ferry_sync_blobs_total",
+    "Blobs handled by sync, by outcome (skipped: the target had it; mounted; uploaded) and target region.",
+    ["outcome", "target_region"],
+)
+
+# --- Storage and database (metrics+health) -------------------------------------------------
+STORAGE_LATENCY = Histogram(
+    "ferry_storage_operation_duration_seconds",
+    "Blob store operation latency, by driver and operation.",
+    ["driver", "operation"],
+    buckets=LATENCY_BUCKETS,
+)
+STORAGE_ERRORS = Counter(
+    "ferry_storage_errors_total",
+    "Blob store operations that raised, by driver, operation and error type.",
+    ["driver", "operation", "error"],
+)
+DB_LATENCY = Histogram(
+    "ferry_db_operation_duration_seconds",
+    "Database latency, by kind (transaction, statement).",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
+DB_ERRORS = Counter(
+    "ferry_db_errors_total",
+    "Database transactions or statements that raised, by kind and error type.",
+    ["kind", "error"],
+)
