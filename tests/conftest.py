@@ -61,8 +61,11 @@ def _server_backend(
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the whole run: no password or SK a test created appears in a log any test wrote."""
+    """After the whole run: no password, SK or token a test created appears in a log any test
+    or server wrote."""
+    undo = leaks.watch_requests()
     yield
+    undo()
     found = leaks.found_in_logs(tmp_path_factory.getbasetemp())
     assert not found, f"{len(found)} secret(s) in logs (of {leaks.count()} remembered): {found[:20]}"
 

@@ -6,8 +6,10 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from ferry.config import Settings
 from ferry.errors import OCIError, SWRError
@@ -21,10 +23,11 @@ from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
 from ferry.metadata.db import DatabaseFull
+from ferry.observability import logs
 from ferry.region import Region, open_region
 from ferry.registry import errors as registry_errors
 from ferry.registry.routes import add_routes as add_registry_routes
-from ferry.state import STATE, AppState, state
+from ferry.state import CALLER, REQUEST_ID, STATE, AppState, state
 from ferry.storage import StorageFull
 from ferry.sync.authorization import SyncRefused
 from ferry.sync.rules import RuleError
@@ -77,9 +80,45 @@ def _domain_error(request: web.Request, error: Exception) -> OCIError | SWRError
 
 
 @web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's id (the caller's X-Request-Id when sane): on the request, for the answer
+    and the access line, and in the context, so every line logged meanwhile carries it."""
+    request_id = logs.request_id_from(request.headers.get("X-Request-Id"))
+    request[REQUEST_ID] = request_id
+    with logs.request_context(request_id):
+        return await handler(request)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp calls this once the answer is sent, so duration and bytes out are the real ones."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        resource = request.match_info.route.resource if isinstance(request, web.Request) else None
+        logs.log_access(
+            method=request.method,
+            route=resource.canonical if resource is not None else "(no route)",
+            path=request.path,
+            status=response.status,
+            seconds=time,
+            bytes_in=request.content.total_bytes,
+            bytes_out=response.body_length,
+            request_id=request.get(REQUEST_ID) or "-",
+            caller=request.get(CALLER) or "anonymous",
+            peer=request.remote or "-",
+        )
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """What `web.run_app` (or an `AppRunner`) needs for the access log the settings ask for."""
+    if not settings.access_log:
+        return {"access_log": None}
+    return {"access_log_class": AccessLogger, "access_log": logging.getLogger(logs.ACCESS_LOGGER)}
+
+
+@web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as the API's own error body; nothing escapes as a bare 500."""
-    request_id = uuid.uuid4().hex
+    request_id = request.get(REQUEST_ID) or uuid.uuid4().hex
     try:
         response = await handler(request)
     except (OCIError, SWRError) as error:
@@ -98,7 +137,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         reason = exc.text or exc.reason
         response = _error_response(request, SWRError(exc.status, f"SVCSTG.SWR.{exc.status}0000", reason))
     except Exception:
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        log.exception("unhandled error on %s %s", request.method, request.path)
         failure: OCIError | SWRError = (
             OCIError(500, "UNKNOWN", "internal error")
             if is_registry_path(request.path)
@@ -127,7 +166,7 @@ def build_state(region: Region) -> AppState:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[request_ids, errors], client_max_size=8 * 1024 * 1024)
     region = open_region(settings)
     app[STATE] = build_state(region)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
     # Proxies (addresses or networks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For names the
     # client; login throttling goes by the client's address.
     trusted_proxies: list[str] = Field(default_factory=list)

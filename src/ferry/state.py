@@ -64,6 +64,9 @@ def _is_trusted(remote: str, proxies: list[str]) -> bool:
 
 
 STATE = web.AppKey("ferry", AppState)
+# What the HTTP layers leave on a request for its access line: its id and who called.
+REQUEST_ID = web.RequestKey("ferry.request_id", str)
+CALLER = web.RequestKey("ferry.caller", str)
 
 
 def state(request: web.Request) -> AppState:

@@ -25,10 +25,16 @@ class Regions:
             server.stop()
 
 
-def make_regions(root: Path, ids: list[str], extra_env: dict[str, str] | None = None) -> Regions:
+def make_regions(
+    root: Path,
+    ids: list[str],
+    extra_env: dict[str, str] | None = None,
+    region_env: dict[str, dict[str, str]] | None = None,
+) -> Regions:
     """Starts one server per region id; every region lists all the others as peers.
 
-    All share the admin user, password, AK/SK and project id, as `ferry dev` does.
+    All share the admin user, password, AK/SK and project id, as `ferry dev` does. `extra_env`
+    goes to every region, `region_env[id]` to that region only.
     """
     ports = {region: free_port() for region in ids}
     regions = Regions()
@@ -44,7 +50,7 @@ def make_regions(root: Path, ids: list[str], extra_env: dict[str, str] | None = 
             "FERRY_ADMIN_ACCESS_KEY": ACCESS_KEY,
             "FERRY_ADMIN_SECRET_KEY": SECRET_KEY,
             "FERRY_ADMIN_PROJECT_ID": PROJECT_ID,
-        } | (extra_env or {})
+        } | (extra_env or {}) | (region_env or {}).get(region, {})
         regions.servers[region] = FerryServer(root / region, ports[region], env=env)
     try:
         for server in regions.servers.values():

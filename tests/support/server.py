@@ -135,6 +135,7 @@ class FerryServer:
         if backend_env is not None and "FERRY_DATABASE_URL" not in self.env:
             self.env = backend_env() | self.env  # kept, so a restart finds the same state
         self.data.mkdir(parents=True, exist_ok=True)
+        leaks.remember_log(self.log)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ferry", "serve"], env=self._env(), stdout=log, stderr=log

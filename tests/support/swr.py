@@ -17,6 +17,7 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.region.region import Region
 from huaweicloudsdkswr.v2 import SwrClient
 
+from tests.support import leaks
 from tests.support.server import FerryServer
 
 REGION = "cn-north-4"  # a FerryServer's default FERRY_REGION
@@ -38,6 +39,7 @@ class AccessKey:
     def docker_login(self) -> tuple[str, str]:
         """SWR's long-term login: `<region>@<AK>` and hex HMAC-SHA256(key=SK, msg=AK)."""
         password = hmac.new(self.sk.encode(), self.ak.encode(), hashlib.sha256).hexdigest()
+        leaks.remember(password)
         return f"{self.region}@{self.ak}", password
 
 

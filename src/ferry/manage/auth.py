@@ -13,7 +13,7 @@ from ferry.identity.service import Principal, principal_by_id
 from ferry.identity.throttle import LoginThrottled, key_identity
 from ferry.manage.operations import Handler, Operation, Public
 from ferry.metadata.models import Account
-from ferry.state import AppState, state
+from ferry.state import CALLER, AppState, state
 
 _PREFIX = "Incorrect IAM authentication information: "
 
@@ -27,7 +27,9 @@ def guard(operation: Operation) -> Handler:
 
     @functools.wraps(endpoint)
     async def authenticated(request: web.Request) -> web.StreamResponse:
-        return await endpoint(request, await authenticate(request))
+        principal = await authenticate(request)
+        request[CALLER] = principal.name  # for the access line
+        return await endpoint(request, principal)
 
     return authenticated
 

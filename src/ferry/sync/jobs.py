@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob
+from ferry.observability.logs import job_context
 from ferry.storage import BlobStore
+from ferry.sync import joblog
 from ferry.sync.authorization import SyncRefused, job_actor
 from ferry.sync.copier import TagCopy
 from ferry.sync.errors import PeerError
@@ -63,15 +66,32 @@ class JobRunner:
         self.retry_seconds = retry_seconds
 
     async def attempt(self, job: SyncJob) -> None:
-        """Runs the job once and records what happened: a final state, or waiting to retry."""
+        """Runs the job once and records (and logs) what happened: a final state, or waiting."""
+        with job_context(job.id):
+            joblog.started(job)
+            began = time.monotonic()
+            outcome = await self._attempt(job)
+            if outcome is not None:
+                joblog.finished(job, outcome, time.monotonic() - began)
+
+    async def _retry_later(self, job: SyncJob, cause: str, retry_after: float | None) -> Outcome | None:
+        """Waiting again (logged as a retry), or, past the deadline, the timeout it became."""
+        status = await self.queue.retry_later(job, cause, retry_after, self.retry_seconds, 0)
+        if status == JobStatus.TIMEOUT:
+            return Outcome(JobStatus.TIMEOUT, cause)  # for the log; the queue recorded its own words
+        joblog.retrying(job, cause, job.next_attempt_at)
+        return None
+
+    async def _attempt(self, job: SyncJob) -> Outcome | None:
+        """The final outcome it recorded, or None when the job waits for another attempt."""
         try:
             outcome = await self.copy(job)
         except PeerError as error:
             if error.retryable:
-                await self.queue.retry_later(job, str(error), error.retry_after, self.retry_seconds, 0)
-            else:
-                await self.queue.finish(job.id, Outcome(JobStatus.FAILED, str(error)))
-            return
+                return await self._retry_later(job, str(error), error.retry_after)
+            failed = Outcome(JobStatus.FAILED, str(error))
+            await self.queue.finish(job.id, failed)
+            return failed
         except asyncio.CancelledError:
             # Shutting down, or the lease was lost: hand the job back now rather than after the
             # lease runs out (a no-op when another worker holds it).
@@ -80,20 +100,9 @@ class JobRunner:
             raise
         except Exception as error:
             log.exception("sync job %s failed unexpectedly", job.id)
-            message = f"internal error: {type(error).__name__}"
-            await self.queue.retry_later(job, message, None, self.retry_seconds, 0)
-            return
+            return await self._retry_later(job, f"internal error: {type(error).__name__}", None)
         await self.queue.finish(job.id, outcome)
-        log.info(
-            "sync job %s %s/%s:%s → %s/%s: %s",
-            job.id,
-            job.namespace,
-            job.repo_name,
-            job.tag,
-            job.remote_region_id,
-            job.remote_namespace,
-            outcome.status,
-        )
+        return outcome
 
     async def copy(self, job: SyncJob) -> Outcome:
         """The job's outcome; raises PeerError when the target fails."""

@@ -128,6 +128,7 @@ class JobQueue:
             return JobStatus.TIMEOUT
         backoff = min(60.0, 0.5 * 2 ** min(job.attempts, 8)) * random.uniform(0.5, 1.0)
         delay = max(backoff, retry_after or 0.0)
+        job.next_attempt_at = now + timedelta(seconds=delay)  # the caller logs when
         async with self.db.write() as session:
             await session.execute(
                 update(SyncJob)
@@ -136,7 +137,7 @@ class JobQueue:
                     status=JobStatus.WAITING,
                     message=f"attempt {job.attempts} failed, retrying: {message}"[:2000],
                     bytes_sent=SyncJob.bytes_sent + sent,
-                    next_attempt_at=now + timedelta(seconds=delay),
+                    next_attempt_at=job.next_attempt_at,
                     lease_owner=None,
                     lease_expires_at=None,
                     updated_at=now,
