@@ -205,3 +205,22 @@ def test_lines_logged_while_a_request_runs_carry_its_id_whatever_logs_them(
     assert "http://***@host:1/x" in inside["message"]
     assert "request_id" not in outside and "job_id" not in outside
     assert job["job_id"] == 7 and "request_id" not in job
+
+
+def test_text_lines_name_the_job_once(capsys: pytest.CaptureFixture[str]) -> None:
+    class TextSettings:
+        log_format, log_level = "text", "INFO"
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        logs.configure_logging(TextSettings())
+        with logs.job_context(7):
+            logging.getLogger("ferry.sync").info("sync job=7 o/r:t → r/o: attempt 1 started")
+            logging.getLogger("ferry.storage").warning("slow")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    named, other = capsys.readouterr().err.splitlines()
+    assert named.endswith(" INFO ferry.sync sync job=7 o/r:t → r/o: attempt 1 started"), named
+    assert other.endswith(" WARNING ferry.storage job=7 slow"), other

@@ -96,11 +96,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         context, request_id, job_id = "", record.__dict__.get("request_id"), record.__dict__.get("job_id")
+        message = record.getMessage()
         if request_id:
             context = f"request_id={request_id} "
-        elif job_id is not None:
+        elif job_id is not None and f"job={job_id} " not in message:  # job lines name it already
             context = f"job={job_id} "
-        line = f"{_timestamp(record)} {record.levelname} {record.name} {context}{record.getMessage()}"
+        line = f"{_timestamp(record)} {record.levelname} {record.name} {context}{message}"
         if record.exc_info:
             line += "\n" + redact(self.formatException(record.exc_info))
         return line
