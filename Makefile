@@ -1,18 +1,28 @@
 # The two commands: `make run` and `make test`. Both set up what they need themselves.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Two stamps: `make run` installs only what running needs; `make test` adds the test toolchain.
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+# Port of the first region (`make run PORT=7000`); the other regions take the next ones.
+PORT ?= 5000
 
 .PHONY: run test test-clients lint system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/ferry dev --data ./ferry-data
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP) $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	@$(VENV)/bin/ferry dev --data ./ferry-data --base-port $(PORT)
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -264,7 +264,7 @@ def test_anonymous_may_pull_a_public_repository_but_not_push(world: World) -> No
     push_image(world.admin(), name, "latest", image)
     anonymous = client_for(world, None)
     assert get_manifest(anonymous, name, "latest").status_code in REFUSED
-    world.server.cli("repo", "create", name, "--public")
+    world.server.cli("repo", "update", name, "--public")
 
     anonymous = client_for(world, None)
     pulled = get_manifest(anonymous, name, "latest")
@@ -293,7 +293,7 @@ def test_catalog_lists_only_readable_repositories(world: World) -> None:
     secret, open_ = f"{world.other_org}/secret", f"{world.other_org}/open"
     push_image(admin, secret, "latest", make_image(secret))
     push_image(admin, open_, "latest", make_image(open_))
-    world.server.cli("repo", "create", open_, "--public")
+    world.server.cli("repo", "update", open_, "--public")
 
     def catalog(client: RegistryClient) -> set[str]:
         response = client.get("/v2/_catalog")

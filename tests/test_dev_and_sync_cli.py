@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,6 +140,170 @@ def test_sync_commands_add_a_rule_copy_now_and_show_records(dev: dict[str, Any])
     assert jobs.returncode == 0 and "success" in jobs.stdout and "v0" in jobs.stdout, jobs.stdout
     missing = _sync_cli(dev, "add", "clit/app", "--to", "nowhere-1/clit")
     assert missing.returncode == 1 and "valid target regions" in missing.stdout, missing.stdout
+
+
+def _cli(dev: dict[str, Any], *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ferry", "sync", *args, "--dev", dev["file"]],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"COLUMNS": str(columns)},
+        timeout=300,
+    )
+
+
+def _records(dev: dict[str, Any], name: str, *options: str) -> list[dict[str, Any]]:
+    listed = _cli(dev, "jobs", name, "--json", *options)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    records: list[dict[str, Any]] = json.loads(listed.stdout)
+    return records
+
+
+def _manage(dev: dict[str, Any], region: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    endpoint = next(r["endpoint"] for r in dev["regions"] if r["id"] == region)
+    headers = {"X-Auth-Token": _token(endpoint, dev["admin"])}
+    return requests.request(method, endpoint + path, headers=headers, timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def records(dev: dict[str, Any]) -> list[dict[str, Any]]:
+    """In organization `rec` of A: `rec/app` syncs automatically to B/rec (succeeds) and to
+    B/gone (an organization deleted after the rule was made: the job fails, saying why); `rec/web`
+    is copied once by hand, later. Returns every record of the organization, all final."""
+    for region in (A, B):
+        assert _manage(dev, region, "POST", "/v2/manage/namespaces", json={"namespace": "rec"}).ok
+    assert _manage(dev, B, "POST", "/v2/manage/namespaces", json={"namespace": "gone"}).ok
+    endpoint = next(r["endpoint"] for r in dev["regions"] if r["id"] == A)
+    client = RegistryClient(endpoint, dev["admin"]["user"], dev["admin"]["password"])
+    push_image(client, "rec/web", "v1", make_image("rec-web"))
+    app = {"repository": "app", "is_public": False}
+    assert _manage(dev, A, "POST", "/v2/manage/namespaces/rec/repos", json=app).ok
+    for target in (f"{B}/rec", f"{B}/gone"):
+        added = _cli(dev, "add", "rec/app", "--to", target, "--auto")
+        assert added.returncode == 0, added.stdout + added.stderr
+    assert _manage(dev, B, "DELETE", "/v2/manage/namespaces/gone").status_code == 204
+    push_image(client, "rec/app", "v1", make_image("rec-app"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = _records(dev, "rec/app")
+        if len(found) == 2 and all(j["finishedAt"] for j in found):
+            break
+        time.sleep(0.3)
+    # The manual copy is made in a later second than the automatic jobs, so --since can part them.
+    while time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) <= max(j["createdAt"] for j in found):
+        time.sleep(0.1)
+    copied = _cli(dev, "now", "rec/web", "v1", "--to", f"{B}/rec", "--timeout", "120")
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    every = _records(dev, "rec")
+    assert len(every) == 3 and all(j["finishedAt"] for j in every), every
+    return every
+
+
+def test_sync_jobs_show_the_whole_message_duration_attempts_and_bytes(
+    dev: dict[str, Any], records: list[dict[str, Any]]
+) -> None:
+    failed = next(j for j in records if j["status"] == "failed")
+    assert failed["remoteNamespace"] == "gone" and len(failed["message"]) > 60, failed
+    assert "gone" in failed["message"] and failed["attempts"] >= 1
+    assert {"startedAt", "finishedAt", "bytes", "blobsSkipped", "digest", "trigger"} <= failed.keys()
+    wide = _cli(dev, "jobs", "rec/app", columns=400)
+    assert wide.returncode == 0 and failed["message"] in wide.stdout, wide.stdout
+    for header in ("duration", "tries", "bytes", "message"):
+        assert header in wide.stdout
+    succeeded = next(j for j in records if j["status"] == "success" and j["repoName"] == "app")
+    assert succeeded["bytes"] > 0
+    row = next(line for line in wide.stdout.splitlines() if line.startswith(f"│ {succeeded['id']} "))
+    assert f"{succeeded['bytes']:,}" in row and "success" in row, row
+    assert re.search(r"│ \d+(\.\d)?s +│", row), row  # the duration, started → finished
+    narrow = _cli(dev, "jobs", "rec/app", columns=100)  # the message wraps onto more lines
+    assert narrow.returncode == 0
+    assert failed["message"] not in narrow.stdout and "…" not in narrow.stdout, narrow.stdout
+    for word in failed["message"].split():
+        assert word in narrow.stdout, (word, narrow.stdout)
+
+
+def test_sync_jobs_filter_by_status_and_time(dev: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    def ids(*options: str) -> set[int]:
+        return {j["id"] for j in _records(dev, "rec", *options)}
+
+    by_status = {s: {j["id"] for j in records if j["status"] == s} for s in ("failed", "success")}
+    assert len(by_status["failed"]) == 1 and len(by_status["success"]) == 2
+    assert ids("--status", "failed") == by_status["failed"]
+    both = by_status["failed"] | by_status["success"]
+    assert ids("--status", "failed,success") == ids("--status", "failed", "--status", "success") == both
+    assert ids("--status", "timeout") == set()
+    wrong = _cli(dev, "jobs", "rec", "--status", "broken")
+    assert wrong.returncode == 2 and "--status 'broken'" in wrong.stdout and "failed" in wrong.stdout
+
+    manual = next(j for j in records if j["repoName"] == "web")
+    later = {j["id"] for j in records if j["createdAt"] >= manual["createdAt"]}
+    assert later == {manual["id"]}
+    assert ids("--since", manual["createdAt"]) == later
+    assert ids("--since", "1h") == {j["id"] for j in records}
+    assert ids("--since", "2999-01-01T00:00:00Z") == set()
+    assert _cli(dev, "jobs", "rec", "--since", "yesterday").returncode == 2
+    table = _cli(dev, "jobs", "rec/app", "--status", "failed")
+    assert "failed" in table.stdout and "success" not in table.stdout, table.stdout
+
+
+def test_sync_jobs_and_rules_list_across_an_organization(
+    dev: dict[str, Any], records: list[dict[str, Any]]
+) -> None:
+    assert {j["repoName"] for j in records} == {"app", "web"}
+    assert [j["id"] for j in records] == sorted((j["id"] for j in records), reverse=True)
+    jobs = _cli(dev, "jobs", "rec")
+    assert jobs.returncode == 0 and "repository" in jobs.stdout, jobs.stdout
+    for job in records:
+        assert re.search(rf"│ {job['id']} +│ {job['repoName']} +│ {job['tag']} ", jobs.stdout), jobs.stdout
+    rules = _cli(dev, "rules", "rec", "--json")
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    found = {(r["repoName"], r["remoteNamespace"]) for r in json.loads(rules.stdout)}
+    assert found == {("app", "rec"), ("app", "gone")}
+    table = _cli(dev, "rules", "rec")
+    assert table.stdout.count("│ app ") == 2 and "gone" in table.stdout, table.stdout
+    missing = _cli(dev, "jobs", "nosuch")
+    assert missing.returncode == 1 and "nosuch" in missing.stdout
+
+
+def test_invalid_names_are_answered_with_the_rule_they_break(dev: dict[str, Any]) -> None:
+    org = _manage(dev, A, "POST", "/v2/manage/namespaces", json={"namespace": "Rec"})
+    assert org.status_code == 400 and "starting with a letter" in org.json()["error_msg"], org.text
+    repo = _manage(dev, A, "GET", "/v2/manage/namespaces/rec/repos/App")
+    assert repo.status_code == 400 and "lowercase letters and digits" in repo.json()["error_msg"]
+    tag = _manage(
+        dev,
+        A,
+        "POST",
+        "/v2/manage/namespaces/rec/repos/app/sync_images",
+        json={"imageTag": ["-v1"], "remoteRegionId": B, "remoteNamespace": "rec"},
+    )
+    assert tag.status_code == 400 and "not starting with '.' or '-'" in tag.json()["error_msg"], tag.text
+    endpoint = next(r["endpoint"] for r in dev["regions"] if r["id"] == A)
+    registry = requests.get(f"{endpoint}/v2/Rec/app/tags/list", timeout=60)
+    error = registry.json()["errors"][0]
+    assert registry.status_code == 400 and error["code"] == "NAME_INVALID"
+    assert (
+        "invalid organization name 'Rec'" in error["message"] and "starting with a letter" in error["message"]
+    )
+
+
+def test_a_port_in_use_is_named_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = subprocess.run(
+            [sys.executable, "-m", "ferry", "dev", "--base-port", str(port), "--data", str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"COLUMNS": "80"},
+            timeout=120,
+        )
+    assert started.returncode == 1
+    lines = (started.stdout + started.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"port {port} is in use" in lines[0] and "make run PORT=" in lines[0] and "--base-port" in lines[0]
+    assert not (tmp_path / "d").exists()  # nothing was started
 
 
 def test_dev_stops_every_region_on_sigterm(dev: dict[str, Any]) -> None:

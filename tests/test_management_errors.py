@@ -22,6 +22,7 @@ from ferry.config import Peer, Settings
 from ferry.identity.caller import MANAGE, READ
 from ferry.identity.service import create_user
 from ferry.metadata.models import Manifest, Organization, Permission, Repository, Tag, User
+from ferry.names import ORGANIZATION_RULE
 from ferry.state import STATE
 
 ADMIN_PASSWORD = "admin-pass-123"
@@ -119,7 +120,7 @@ async def test_organization_refusals(region: Region) -> None:
     assert await region.refused("POST", NS, {"namespace": "Team"}) == (
         400,
         "SVCSTG.SWR.4001028",
-        "invalid organization name 'Team'",
+        "invalid organization name 'Team': " + ORGANIZATION_RULE,
     )
     assert await region.refused("POST", NS, {"namespace": "team"}) == (
         409,
@@ -223,7 +224,7 @@ async def test_sync_refusals(region: Region) -> None:
     assert await region.refused("POST", f"{APP}/sync_repo", _target(namespace="Bad!")) == (
         400,
         "SVCSTG.SWR.4001028",
-        "invalid remoteNamespace 'Bad!'",
+        "invalid remoteNamespace 'Bad!': " + ORGANIZATION_RULE,
     )
     status, code, message = await region.refused("POST", f"{APP}/sync_repo", _target())
     assert (status, code) == (500, "SVCSTG.SWR.5000046")

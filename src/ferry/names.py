@@ -12,6 +12,16 @@ DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 # Any algorithm the spec's grammar allows; only sha256 is accepted for content.
 DIGEST_GRAMMAR_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 RESERVED_ORGANIZATIONS = frozenset({"manage"})
+# The rules above in words, for the error a person reads when a name breaks one.
+ORGANIZATION_RULE = (
+    "1-64 characters: lowercase letters and digits separated by single '.', '_' or '-' (or '__'), "
+    "starting with a letter and ending with a letter or digit"
+)
+REPOSITORY_RULE = (
+    "1-128 characters: lowercase letters and digits separated by single '.', '/', '_' or '-' "
+    "(or '__'), starting and ending with a letter or digit"
+)
+TAG_RULE = "1-128 characters: letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 
 
 @dataclass(frozen=True)
@@ -51,3 +61,28 @@ def parse_image_name(name: str) -> ImageName | None:
     if not sep or not is_organization(organization) or not is_repository(repository):
         return None
     return ImageName(organization, repository)
+
+
+def invalid_organization(name: str) -> str:
+    """Why `name` cannot be an organization to create: the rule it broke, in words."""
+    if is_organization(name) and name in RESERVED_ORGANIZATIONS:
+        return f"invalid organization name {name!r}: reserved (it would collide with /v2/{name})"
+    return f"invalid organization name {name!r}: {ORGANIZATION_RULE}"
+
+
+def invalid_repository(name: str) -> str:
+    return f"invalid repository name {name!r}: {REPOSITORY_RULE}"
+
+
+def invalid_tag(tag: str) -> str:
+    return f"invalid image tag {tag!r}: {TAG_RULE}"
+
+
+def invalid_image_name(name: str) -> str:
+    """Why `org/repo` is not an image name: which part breaks which rule."""
+    organization, sep, repository = name.partition("/")
+    if not sep:
+        return f"invalid image name {name!r}: ORGANIZATION/REPOSITORY expected"
+    if not is_organization(organization):
+        return f"invalid image name {name!r}: {invalid_organization(organization)}"
+    return f"invalid image name {name!r}: {invalid_repository(repository)}"

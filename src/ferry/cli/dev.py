@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -110,9 +111,45 @@ def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-m", "ferry", command], env=env, stdout=out, stderr=out)
 
 
+class PortTaken(RuntimeError):
+    """A region's port is already in use; the message says which and how to choose another."""
+
+    def __init__(self, port: int, suggestion: int) -> None:
+        super().__init__(
+            f"port {port} is in use; choose another base port: make run PORT={suggestion} "
+            f"(or ferry dev --base-port {suggestion})"
+        )
+        self.port = port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(base_port: int, count: int) -> None:
+    """Before anything starts: every region's port must be free (PortTaken names the first that
+    is not, and a base port whose run of ports is free now)."""
+    taken = next((p for p in range(base_port, base_port + count) if not _port_free(p)), None)
+    if taken is None:
+        return
+    bases = [base_port + 1000 * step for step in range(1, 60)] + [2000 * step for step in range(1, 32)]
+    suggestion = next(
+        (b for b in bases if b + count < 65536 and all(_port_free(p) for p in range(b, b + count))),
+        base_port + 1000,
+    )
+    raise PortTaken(taken, suggestion)
+
+
 def start_regions(
     regions: list[str], base_port: int, data: Path, scale: Scale | None = None
 ) -> tuple[list[RegionProcess], Services, dict[str, Any]]:
+    check_ports(base_port, len(regions))
     data = data.resolve()
     data.mkdir(parents=True, exist_ok=True)
     scale = scale or Scale()

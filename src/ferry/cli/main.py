@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import select
 
 from ferry.config import Settings
@@ -36,14 +37,31 @@ def _settings(data: Path | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+NO_DATA = (
+    "error: which region? give --data DIR or set FERRY_DATA_DIR "
+    "(or FERRY_DATABASE_URL); nothing was created in ./ferry-data"
+)
+
+
 def _run_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Runs `work(session)` in one write transaction on a migrated database."""
+    """Runs `work(session)` in one write transaction on a migrated database.
+
+    Administration needs to be told which region's data it changes: without --data,
+    FERRY_DATA_DIR or FERRY_DATABASE_URL it refuses rather than make an empty database in
+    ./ferry-data (only `serve` and `dev` have that default)."""
+    from ferry.identity.errors import OrganizationError
     from ferry.identity.service import IdentityError
+    from ferry.images.errors import ImageError
     from ferry.metadata.db import Database
     from ferry.metadata.migrate import upgrade
 
+    if not {"data_dir", "database_url"} & settings.model_fields_set:
+        console.print(NO_DATA, style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+
     async def go() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url())
         try:
             await upgrade(db)
@@ -54,8 +72,8 @@ def _run_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(go())
-    except IdentityError as error:
-        console.print(f"[red]error:[/red] {error}")
+    except (IdentityError, OrganizationError, ImageError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -193,54 +211,6 @@ def org_create(
     console.print(f"created organization [cyan]{name}[/cyan]")
 
 
-@app.command()
-def grant(
-    user: str,
-    organization: str,
-    auth: Annotated[int, typer.Option(help="1 read, 3 edit, 7 manage.")] = 1,
-    data: DataOption = None,
-) -> None:
-    """Grant a user a permission on an organization."""
-    from ferry.identity.service import grant as grant_permission
-
-    async def work(session: Any) -> None:
-        await grant_permission(session, user, organization, auth)
-
-    _run_db(_settings(data), work)
-    console.print(f"granted {user} auth {auth} on {organization}")
-
-
-@repo_app.command("create")
-def repo_create(
-    name: Annotated[str, typer.Argument(help="ORG/REPO")],
-    public: Annotated[bool, typer.Option("--public/--private")] = False,
-    data: DataOption = None,
-) -> None:
-    """Create a repository, or change whether it is public."""
-    from ferry.identity.service import IdentityError
-    from ferry.images.repositories import find_repository, repository_for_push
-    from ferry.names import parse_image_name
-
-    image = parse_image_name(name)
-    if image is None:
-        console.print(f"[red]error:[/red] invalid repository name {name!r}")
-        raise typer.Exit(2)
-
-    async def work(session: Any) -> None:
-        from ferry.images.errors import ImageError
-
-        try:
-            repository = await find_repository(session, image) or await repository_for_push(
-                session, image, "admin"
-            )
-        except ImageError as error:
-            raise IdentityError(str(error)) from None
-        repository.is_public = public
-
-    _run_db(_settings(data), work)
-    console.print(f"repository [cyan]{name}[/cyan] is {'public' if public else 'private'}")
-
-
 key_app = typer.Typer(help="Manage access keys (AK/SK) for the management API and docker login.")
 app.add_typer(key_app, name="key")
 
@@ -262,23 +232,6 @@ def key_create(user: str, data: DataOption = None) -> None:
 
     created = _run_db(settings, work)
     console.print_json(json.dumps(created | {"region": settings.region}))
-
-
-@key_app.command("list")
-def key_list(user: str, data: DataOption = None) -> None:
-    """List USER's access keys."""
-    from rich.table import Table
-
-    from ferry.identity.access_keys import list_access_keys
-
-    async def work(session: Any) -> list[tuple[str, bool, str]]:
-        keys = await list_access_keys(session, user)
-        return [(k.access_key, k.enabled, k.created_at.isoformat()) for k in keys]
-
-    table = Table("access key", "enabled", "created")
-    for ak, enabled, created in _run_db(_settings(data), work):
-        table.add_row(ak, "yes" if enabled else "no", created)
-    console.print(table)
 
 
 def _key_change(access_key: str, data: Path | None, change: str) -> None:
@@ -351,7 +304,7 @@ def dev(
     try:
         started, services, description = start_regions(ids, base_port, data, Scale(postgres, s3))
     except (RuntimeError, ServiceError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     print_description(console, description, data)
     run_until_stopped(started, services)
@@ -363,4 +316,12 @@ def _register_sync() -> None:
     app.add_typer(sync_app, name="sync")
 
 
+def _register_admin() -> None:
+    """List, delete and grant commands (cli/admin.py), beside the create commands here."""
+    from ferry.cli.admin import grant_app
+
+    app.add_typer(grant_app, name="grant")
+
+
 _register_sync()
+_register_admin()

@@ -15,8 +15,16 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+
+from ferry.cli.records import (
+    JobProgress,
+    OptionInvalid,
+    jobs_filter,
+    jobs_view,
+    parse_since,
+    parse_statuses,
+    rules_table,
+)
 
 if TYPE_CHECKING:
     from ferry.sync.peer_client import PeerClient
@@ -29,7 +37,6 @@ AccessKey = Annotated[str | None, typer.Option("--ak", envvar="FERRY_AK", help="
 SecretKey = Annotated[str | None, typer.Option("--sk", envvar="FERRY_SK", help="Secret key.")]
 Region = Annotated[str | None, typer.Option(help="Region id in dev.json (default: the first).")]
 DevFile = Annotated[Path, typer.Option("--dev", help="dev.json written by `ferry dev`.")]
-STATUS_STYLE = {"success": "green", "existed": "cyan", "failed": "red", "timeout": "red", "cancel": "yellow"}
 
 
 @dataclass(frozen=True)
@@ -131,28 +138,52 @@ def _run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
+async def _repositories_of(client: PeerClient, organization: str) -> list[str]:
+    """Every repository of the organization, through SWR's repository list (pages of 1000)."""
+    names: list[str] = []
+    while True:
+        query = f"namespace={quote(organization, safe='')}&limit=1000&offset={len(names)}"
+        found = await _call_open(client, "GET", f"/v2/manage/repos?{query}") or []
+        names += [item["name"] for item in found]
+        if len(found) < 1000:
+            return names
+
+
+async def _each_repository(client: PeerClient, name: str, suffix: str) -> list[dict[str, Any]]:
+    """GET `suffix` of the repository ORG/REPO, or of every repository of ORG, joined."""
+    organization, sep, _ = name.partition("/")
+    targets = [name] if sep else [f"{organization}/{r}" for r in await _repositories_of(client, name)]
+    found: list[dict[str, Any]] = []
+    for target in targets:
+        found += await _call_open(client, "GET", _repo_path(target) + suffix) or []
+    return found
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
 @sync_app.command("rules")
 @connected
 def rules(
     connection: Connection,
-    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    name: Annotated[str, typer.Argument(help="ORG/REPO, or ORG for all of its repositories")],
+    as_json: Annotated[bool, typer.Option("--json", help="The rules as JSON.")] = False,
 ) -> None:
-    """List the automatic sync rules of a repository."""
-    client = connection.client()
-    found = _run(_call(client, "GET", _repo_path(name) + "/sync_repo")) or []
-    table = Table(
-        "id", "target region", "target org", "auto", "override", "updated", title=f"sync rules of {name}"
-    )
-    for rule in found:
-        table.add_row(
-            str(rule["id"]),
-            rule["remoteRegionId"],
-            rule["remoteNamespace"],
-            str(rule["syncAuto"]),
-            str(rule["override"]),
-            rule["updatedAt"],
-        )
-    console.print(table)
+    """List the automatic sync rules of a repository, or of every repository of an organization."""
+
+    async def go() -> list[dict[str, Any]]:
+        client = connection.client()
+        try:
+            return await _each_repository(client, name, "/sync_repo")
+        finally:
+            await client.close()
+
+    found = _run(go())
+    if as_json:
+        _print_json(found)
+        return
+    console.print(rules_table(found, f"sync rules of {name}", with_repository="/" not in name))
 
 
 @sync_app.command("add")
@@ -190,40 +221,45 @@ def remove(
     console.print(f"removed rule {name} → {to}")
 
 
-def _jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for header, width in (("id", 3), ("tag", 6), ("target", 12), ("status", 7), ("bytes", 7), ("tries", 5)):
-        table.add_column(header, min_width=width, no_wrap=True)
-    table.add_column("created", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=36)
-    for job in jobs:
-        style = STATUS_STYLE.get(job["status"], "")
-        table.add_row(
-            str(job["id"]),
-            job["tag"],
-            f"{job['remoteRegionId']}/{job['remoteNamespace']}",
-            f"[{style}]{job['status']}[/{style}]" if style else job["status"],
-            f"{job.get('bytes', 0):,}",
-            str(job.get("attempts", "")),
-            job["createdAt"],
-            job.get("message", ""),
-        )
-    return table
-
-
 @sync_app.command("jobs")
 @connected
 def jobs(
     connection: Connection,
-    name: Annotated[str, typer.Argument(help="ORG/REPO")],
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    name: Annotated[str, typer.Argument(help="ORG/REPO, or ORG for all of its repositories")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest N records.")] = 20,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only these statuses (repeat it, or a comma list: failed,timeout)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only records created since: 10m, 2h, 1d, or an ISO time.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole records as JSON.")] = False,
 ) -> None:
-    """Show the newest sync records of a repository."""
-    client = connection.client()
-    found = _run(
-        _call(client, "GET", _repo_path(name) + f"/sync_job?filter=limit%3A%3A{limit}%7Coffset%3A%3A0")
-    )
-    console.print(_jobs_table(found or [], f"sync records of {name}"))
+    """Show the newest sync records of a repository, or of every repository of an organization:
+    status, attempts, bytes, duration and the whole message."""
+    from ferry.metadata.models import JobStatus
+
+    try:
+        statuses = parse_statuses(status or [], [s.value for s in JobStatus])
+        moment = parse_since(since) if since else None
+    except OptionInvalid as error:
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    async def go() -> list[dict[str, Any]]:
+        client = connection.client()
+        try:
+            found = await _each_repository(client, name, "/sync_job?" + jobs_filter(limit, statuses, moment))
+        finally:
+            await client.close()
+        return sorted(found, key=lambda j: j["id"], reverse=True)[:limit]
+
+    found = _run(go())
+    if as_json:
+        _print_json(found)
+        return
+    console.print(jobs_view(console, found, f"sync records of {name}", with_repository="/" not in name))
 
 
 @sync_app.command("now")
@@ -258,7 +294,7 @@ def now(
         wanted = set(tags) - set(failed)
         deadline = time.monotonic() + timeout
         ours: list[dict[str, Any]] = []
-        with Live(console=console, refresh_per_second=4) as live:
+        with JobProgress(console, sorted(wanted), to, FINAL_STATUSES) as progress:
             while wanted and time.monotonic() < deadline:
                 found = await _call_open(client, "GET", records) or []
                 ours = [
@@ -269,7 +305,7 @@ def now(
                     and j["remoteRegionId"] == target_region
                     and j["remoteNamespace"] == namespace
                 ]
-                live.update(_jobs_table(ours, f"syncing {name} → {to}"))
+                progress.show(ours)
                 if (
                     ours
                     and all(j["status"] in FINAL_STATUSES for j in ours)
@@ -277,6 +313,8 @@ def now(
                 ):
                     break
                 await asyncio.sleep(0.25)
+        if ours:
+            console.print(jobs_view(console, ours, f"synced {name} → {to}"))
         await client.close()
         bad = [j for j in ours if j["status"] not in (JobStatus.SUCCESS, JobStatus.EXISTED)]
         return 1 if failed or bad or not wanted <= {j["tag"] for j in ours} else 0

@@ -6,6 +6,8 @@ reads is the error's own.
 
 from __future__ import annotations
 
+from ferry.names import invalid_organization
+
 
 class OrganizationError(Exception):
     """A refused organization or permission operation; `str(error)` is a message for a person."""
@@ -28,7 +30,7 @@ class OrganizationExists(OrganizationError):
 
 class OrganizationNameInvalid(OrganizationError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"invalid organization name {name!r}")
+        super().__init__(invalid_organization(name))
         self.name = name
 
 

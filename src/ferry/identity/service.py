@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ferry.identity.caller import ACTIONS_BY_AUTH, MANAGE, Caller, Operator
 from ferry.identity.passwords import hash_password, verify_password
 from ferry.metadata.models import Account, Organization, Permission, Repository, User, utcnow
-from ferry.names import ImageName, is_new_organization_name
+from ferry.names import ImageName, invalid_organization, is_new_organization_name
 
 
 class IdentityError(Exception):
@@ -74,10 +74,7 @@ async def create_user(
 
 async def create_organization(session: AsyncSession, creator: Principal, name: str) -> Organization:
     if not is_new_organization_name(name):
-        raise IdentityError(
-            f"invalid organization name {name!r}: 1-64 characters, lowercase letters, digits "
-            "and single '.', '_' or '-' separators (or '__'), starting with a letter"
-        )
+        raise IdentityError(invalid_organization(name))
     if await session.scalar(select(Organization).where(Organization.name == name)):
         raise IdentityError(f"organization {name!r} already exists")
     organization = Organization(account_id=creator.account_id, name=name, creator_name=creator.name)

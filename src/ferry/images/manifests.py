@@ -27,7 +27,7 @@ from ferry.metadata.models import (
     Tag,
     utcnow,
 )
-from ferry.names import ImageName, is_digest, is_tag
+from ferry.names import ImageName, invalid_tag, is_digest, is_tag
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def check_reference(reference: str, *, lookup: bool = False) -> None:
     elif not is_tag(reference):
         if lookup:
             raise ManifestUnknown(reference)
-        raise ManifestInvalid(f"invalid tag {reference!r}")
+        raise ManifestInvalid(invalid_tag(reference))
 
 
 async def put_manifest(

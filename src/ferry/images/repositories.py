@@ -155,3 +155,15 @@ async def retag(
     if digest is None:
         raise TagUnknown(source)
     return await move_tag(session, events, repository, destination, digest, principal.operator)
+
+
+async def repositories_in(
+    session: AsyncSession, organization: str | None = None
+) -> list[tuple[Organization, Repository]]:
+    """Every repository (of one organization, when named), by organization and name: what the
+    administrator's `ferry repo list` shows across accounts."""
+    query = select(Organization, Repository).join(Repository, Repository.organization_id == Organization.id)
+    if organization is not None:
+        query = query.where(Organization.name == organization)
+    rows = await session.execute(query.order_by(Organization.name, Repository.name))
+    return [(org, repository) for org, repository in rows.all()]

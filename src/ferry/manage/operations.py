@@ -18,7 +18,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.names import is_organization, is_repository, is_tag
+from ferry.names import (
+    invalid_organization,
+    invalid_repository,
+    invalid_tag,
+    is_organization,
+    is_repository,
+    is_tag,
+)
 from ferry.parsing import JSONRefused, load_json, whole_number
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -127,7 +134,7 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 def namespace_param(request: web.Request) -> str:
     name = request.match_info["namespace"]
     if not is_organization(name):
-        raise swr_bad_request(f"invalid organization name {name!r}", "SVCSTG.SWR.4001028")
+        raise swr_bad_request(invalid_organization(name), "SVCSTG.SWR.4001028")
     return name
 
 
@@ -135,14 +142,14 @@ def repository_param(request: web.Request) -> str:
     """Repository names travel with '/' as '$' (or percent-encoded)."""
     name = unquote(request.match_info["repository"]).replace("$", "/")
     if not is_repository(name):
-        raise swr_bad_request(f"invalid repository name {name!r}", "SVCSTG.SWR.4009011")
+        raise swr_bad_request(invalid_repository(name), "SVCSTG.SWR.4009011")
     return name
 
 
 def tag_param(request: web.Request) -> str:
     tag = request.match_info["tag"]
     if not is_tag(tag):
-        raise swr_bad_request(f"invalid image tag {tag!r}", "SVCSTG.SWR.4009021")
+        raise swr_bad_request(invalid_tag(tag), "SVCSTG.SWR.4009021")
     return tag
 
 

@@ -19,7 +19,7 @@ from ferry.manage.operations import (
     repository_param,
 )
 from ferry.manage.schemas import CreateRepoBody, RepositoryDetail, RepositoryListItem, UpdateRepoBody, rfc3339
-from ferry.names import is_organization, is_repository
+from ferry.names import invalid_organization, invalid_repository, is_organization, is_repository
 from ferry.state import state
 
 REPOS = "/v2/manage/namespaces/{namespace}/repos"
@@ -62,7 +62,7 @@ async def create_repo(request: web.Request, principal: Principal) -> web.Respons
     body = await parse_body(request, CreateRepoBody)
     name = body.repository.replace("$", "/")
     if not is_repository(name):
-        raise swr_bad_request(f"invalid repository name {body.repository!r}", "SVCSTG.SWR.4009011")
+        raise swr_bad_request(invalid_repository(body.repository), "SVCSTG.SWR.4009011")
     settings = RepositorySettings(body.is_public, body.category, body.description)
     async with state(request).db.write() as session:
         await repositories.create_repository(session, principal, namespace, name, settings)
@@ -101,7 +101,7 @@ def _list_query(request: web.Request) -> inventory.RepositoryQuery:
     offset, limit = page(values)
     namespace = values.get("namespace") or None
     if namespace is not None and not is_organization(namespace):
-        raise swr_bad_request(f"invalid organization name {namespace!r}", "SVCSTG.SWR.4001028")
+        raise swr_bad_request(invalid_organization(namespace), "SVCSTG.SWR.4001028")
     order_column = values.get("order_column") or "updated_time"
     order_type = values.get("order_type") or "desc"
     if order_column not in inventory.REPOSITORY_ORDER_COLUMNS or order_type not in ("asc", "desc"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,8 +20,8 @@ from ferry.manage.operations import (
     repository_param,
 )
 from ferry.manage.schemas import rfc3339
-from ferry.metadata.models import SyncJob, SyncRule
-from ferry.names import is_tag
+from ferry.metadata.models import JobStatus, SyncJob, SyncRule
+from ferry.names import invalid_tag, is_tag
 from ferry.state import state
 from ferry.sync import rules
 
@@ -151,7 +151,7 @@ async def manual_sync(request: web.Request, principal: Principal) -> web.Respons
         raise swr_bad_request("imageTag must list at least one tag", "SVCSTG.SWR.4001014")
     bad = [t for t in body.image_tag if not is_tag(t)]
     if bad:
-        raise swr_bad_request(f"invalid image tag {bad[0]!r}", "SVCSTG.SWR.4009021")
+        raise swr_bad_request(invalid_tag(bad[0]), "SVCSTG.SWR.4009021")
     app = state(request)
     failed = await rules.sync_now(
         app.db, app.peer_clients, principal, namespace, name, body.image_tag, _target(body), body.override
@@ -191,6 +191,26 @@ def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
     )
 
 
+def _job_filter(filters: dict[str, str]) -> rules.JobFilter:
+    """Ferry's own filter keys beside SWR's (SWR has none for this): `status::failed,timeout`
+    and `since::<ISO 8601 time>` (records created at or after it; UTC when no offset is given)."""
+    statuses = frozenset(s for s in filters.get("status", "").split(",") if s)
+    unknown = sorted(statuses - set(JobStatus))
+    if unknown:
+        known = ", ".join(JobStatus)
+        raise swr_bad_request(f"invalid status {unknown[0]!r}: use {known}", "SVCSTG.SWR.4001035")
+    since = None
+    if filters.get("since"):
+        try:
+            since = datetime.fromisoformat(filters["since"])
+        except ValueError:
+            raise swr_bad_request(
+                f"invalid since {filters['since']!r}: use an ISO 8601 time", "SVCSTG.SWR.4001035"
+            ) from None
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return rules.JobFilter(statuses, since)
+
+
 async def list_sync_jobs(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     filters = parse_filter(request)
@@ -200,8 +220,11 @@ async def list_sync_jobs(request: web.Request, principal: Principal) -> web.Resp
     order = filters.get("order", "desc")
     if order not in ("asc", "desc"):
         raise swr_bad_request("order must be asc or desc", "SVCSTG.SWR.4001035")
+    kept = _job_filter(filters)
     async with state(request).db.read() as session:
-        found = await rules.list_jobs(session, principal, namespace, name, offset, limit, order == "desc")
+        found = await rules.list_jobs(
+            session, principal, namespace, name, offset, limit, order == "desc", kept
+        )
     views = [_job_view(j, found.account.domain_id, found.account.name) for j in found.jobs]
     return json_response(views, headers=content_range(offset, len(views), found.total))
 

@@ -20,7 +20,7 @@ from ferry.manage.operations import (
     tag_param,
 )
 from ferry.manage.schemas import CreateRepoTagBody, TagDetail, TagListItem, rfc3339
-from ferry.names import is_tag
+from ferry.names import invalid_tag, is_tag
 from ferry.state import state
 
 TAGS = "/v2/manage/namespaces/{namespace}/repos/{repository}/tags"
@@ -102,7 +102,7 @@ async def create_repo_tag(request: web.Request, principal: Principal) -> web.Res
     body = await parse_body(request, CreateRepoTagBody)
     for value in (body.source_tag, body.destination_tag):
         if not is_tag(value):
-            raise swr_bad_request(f"invalid image tag {value!r}", "SVCSTG.SWR.4009021")
+            raise swr_bad_request(invalid_tag(value), "SVCSTG.SWR.4009021")
     app = state(request)
     async with app.db.write() as session:
         await repositories.retag(

@@ -22,7 +22,7 @@ from ferry.identity.login import authenticate_basic, basic_identity
 from ferry.identity.registry_tokens import Scope
 from ferry.identity.service import Principal, acting_principal, allowed_actions, allowed_actions_acting
 from ferry.identity.throttle import LoginThrottled
-from ferry.names import parse_image_name
+from ferry.names import invalid_image_name, parse_image_name
 from ferry.state import state
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,7 +51,7 @@ async def authorize(request: web.Request, action: str) -> Caller:
     challenge that tells the client which token to fetch."""
     name = request.match_info.get("name")
     if name is not None and parse_image_name(name) is None:
-        raise OCIError(400, "NAME_INVALID", f"invalid image name {name!r}", {"name": name})
+        raise OCIError(400, "NAME_INVALID", invalid_image_name(name), {"name": name})
     caller = _bearer_caller(request)
     if caller is None:
         raise _challenge(request, name, action, error=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from ferry.identity.service import Principal
 from ferry.images.repositories import repository_for
 from ferry.metadata.db import Database
 from ferry.metadata.models import Account, Repository, SyncJob, SyncRule, Tag, utcnow
-from ferry.names import is_organization
+from ferry.names import ORGANIZATION_RULE, is_organization
 from ferry.sync.authorization import actor_of, check_target, may_configure_rules
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor, PeerClient
@@ -39,7 +40,7 @@ class TargetRegionUnknown(RuleError):
 
 class TargetNamespaceInvalid(RuleError):
     def __init__(self, namespace: str) -> None:
-        super().__init__(f"invalid remoteNamespace {namespace!r}")
+        super().__init__(f"invalid remoteNamespace {namespace!r}: {ORGANIZATION_RULE}")
         self.namespace = namespace
 
 
@@ -169,6 +170,15 @@ async def sync_now(
 
 
 @dataclass(frozen=True)
+class JobFilter:
+    """Which sync records a listing keeps: any of `statuses` (all when empty), created at or
+    after `since` (any time when None)."""
+
+    statuses: frozenset[str] = frozenset()
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class JobPage:
     jobs: list[SyncJob]
     total: int
@@ -183,10 +193,11 @@ async def list_jobs(
     offset: int,
     limit: int,
     descending: bool,
+    kept: JobFilter = JobFilter(),
 ) -> JobPage:
     visible, _ = await repository_for(session, principal, namespace, name, READ)
     account = await account_of(session, visible.organization.account_id)
-    jobs, total = await job_page(session, namespace, name, offset, limit, descending)
+    jobs, total = await job_page(session, namespace, name, offset, limit, descending, kept)
     return JobPage(jobs, total, account)
 
 
@@ -249,9 +260,19 @@ async def manual_sync(
 
 
 async def job_page(
-    session: AsyncSession, namespace: str, repo_name: str, offset: int, limit: int, descending: bool
+    session: AsyncSession,
+    namespace: str,
+    repo_name: str,
+    offset: int,
+    limit: int,
+    descending: bool,
+    kept: JobFilter = JobFilter(),
 ) -> tuple[list[SyncJob], int]:
     where = (SyncJob.namespace == namespace) & (SyncJob.repo_name == repo_name)
+    if kept.statuses:
+        where &= SyncJob.status.in_(sorted(kept.statuses))
+    if kept.since is not None:
+        where &= SyncJob.created_at >= kept.since
     total = await session.scalar(select(func.count()).select_from(SyncJob).where(where))
     order = SyncJob.id.desc() if descending else SyncJob.id.asc()
     rows = await session.scalars(select(SyncJob).where(where).order_by(order).offset(offset).limit(limit))
