@@ -4,7 +4,7 @@
     filesystem store, driven by /work/shared/bench/registry_bench.py (skopeo). moto is a Python
     S3 emulator and is itself the bottleneck: the S3 figures bound moto, not Ferry's S3 driver.
 (b) sync jobs per second with 1 and 2 `ferry worker` processes of a scaled region (API-only
-    `ferry serve --workers 0` + workers on one PostgreSQL and one bucket): N small tags are
+    `ferry serve --sync-slots 0` + workers on one PostgreSQL and one bucket): N small tags are
     manual-synced to a peer region; timed from the sync call until every job is final.
 
 Every server runs on a free 127.0.0.1 port and is stopped by PID. Writes bench/results/scale_out.json

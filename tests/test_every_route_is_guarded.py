@@ -42,6 +42,13 @@ PUBLIC = {
     ("HEAD", "/docs"),
     ("GET", "/healthz"),
     ("HEAD", "/healthz"),
+    # Readiness, for load balancers; says which check failed, never a secret.
+    ("GET", "/readyz"),
+    ("HEAD", "/readyz"),
+    # Metrics: no credentials, but only for the addresses FERRY_METRICS_ALLOW names
+    # (loopback by default); others get 403 (tests/test_metrics.py).
+    ("GET", "/metrics"),
+    ("HEAD", "/metrics"),
 }
 SAMPLE = {
     "name": "team/app",

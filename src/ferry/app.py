@@ -24,6 +24,8 @@ from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
 from ferry.metadata.db import DatabaseFull
 from ferry.observability import logs
+from ferry.ops.http_metrics import request_metrics
+from ferry.ops.routes import add_routes as add_ops_routes
 from ferry.region import Region, open_region
 from ferry.registry import errors as registry_errors
 from ferry.registry.routes import add_routes as add_registry_routes
@@ -166,7 +168,8 @@ def build_state(region: Region) -> AppState:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors], client_max_size=8 * 1024 * 1024)
+    # request_metrics is outermost: it measures, and sends, the final answer.
+    app = web.Application(middlewares=[request_metrics, request_ids, errors], client_max_size=8 * 1024 * 1024)
     region = open_region(settings)
     app[STATE] = build_state(region)
 
@@ -176,6 +179,7 @@ def create_app(settings: Settings) -> web.Application:
         worker = region.sync_worker()
         if settings.sync_workers:
             worker.start()
+            sync_slots.worker = worker
         yield
         await worker.stop()
         await region.close()
@@ -184,9 +188,5 @@ def create_app(settings: Settings) -> web.Application:
     # Management routes first: "/v2/manage/..." must never resolve as an image name.
     add_management_routes(app)
     add_registry_routes(app)
-    app.router.add_get("/healthz", healthz)
+    sync_slots = add_ops_routes(app)
     return app
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})

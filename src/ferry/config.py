@@ -96,6 +96,16 @@ class Settings(BaseSettings):
             ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
         return proxies
 
+    # Who may scrape /metrics without credentials (addresses or networks); anyone else gets 403.
+    metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _metrics_networks(cls, allowed: list[str]) -> list[str]:
+        for network in allowed:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return allowed
+
     # Retry-After when storage is full: when clients (and peers' sync) should come back.
     storage_full_retry_seconds: int = Field(default=60, ge=1)
     namespace_quota: int = Field(default=100, ge=1)

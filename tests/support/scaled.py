@@ -74,7 +74,7 @@ class Process:
 
 @dataclass
 class ScaledRegion:
-    """N API processes (`serve --workers 0`) and M `ferry worker` processes of one region."""
+    """N API processes (`serve --sync-slots 0`) and M `ferry worker` processes of one region."""
 
     root: Path
     database_url: str
@@ -177,7 +177,7 @@ def start_scaled_region(
         data = root / f"api{index}"
         process_env = env | {"FERRY_DATA_DIR": str(data), "FERRY_PORT": str(port)}
         region.apis.append(
-            Process(f"api{index}", ["serve", "--workers", "0"], process_env, data / "server.log")
+            Process(f"api{index}", ["serve", "--sync-slots", "0"], process_env, data / "server.log")
         )
     for index in range(workers):
         data = root / f"worker{index}"
@@ -191,7 +191,7 @@ def start_scaled_region(
         for process, port in zip(region.apis, region.ports, strict=True):
             remaining = max(deadline - time.monotonic(), 0.1)
             wait_http(
-                f"http://127.0.0.1:{port}/healthz",
+                f"http://127.0.0.1:{port}/readyz",
                 process=process.process,
                 log=process.log,
                 timeout=remaining,

@@ -101,6 +101,8 @@ class FerryServer:
     data: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    # Extra `ferry serve` arguments (e.g. ["--workers", "2"]).
+    args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     _cache: dict[str, str] = field(default_factory=dict)
 
@@ -138,10 +140,10 @@ class FerryServer:
         leaks.remember_log(self.log)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ferry", "serve"], env=self._env(), stdout=log, stderr=log
+                [sys.executable, "-m", "ferry", "serve", *self.args], env=self._env(), stdout=log, stderr=log
             )
         try:
-            wait_http(f"{self.url}/healthz", process=self.process, log=self.log, timeout=timeout)
+            wait_http(f"{self.url}/readyz", process=self.process, log=self.log, timeout=timeout)
         except RuntimeError:
             self.stop()
             raise

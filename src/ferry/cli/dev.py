@@ -95,12 +95,14 @@ def _env(
         "FERRY_ADMIN_SECRET_KEY": admin["sk"],
         "FERRY_ADMIN_PROJECT_ID": admin["project_id"],
         "FERRY_PEERS": json.dumps(peers),
+        # One line per request in each region's log, unless the caller's environment says otherwise.
+        "FERRY_ACCESS_LOG": os.environ.get("FERRY_ACCESS_LOG", "true"),
     }
 
 
 def _healthy(endpoint: str) -> bool:
     try:
-        with urllib.request.urlopen(endpoint + "/healthz", timeout=1) as response:
+        with urllib.request.urlopen(endpoint + "/readyz", timeout=1) as response:
             return bool(response.status == 200)
     except OSError:
         return False

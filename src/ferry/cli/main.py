@@ -16,6 +16,7 @@ from rich.markup import escape
 from sqlalchemy import select
 
 from ferry.config import Settings
+from ferry.observability.logs import configure_logging
 
 app = typer.Typer(help="Ferry: a container registry with SWR's API and sync between regions.")
 user_app = typer.Typer(help="Manage users.")
@@ -84,37 +85,42 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
     region: Annotated[str | None, typer.Option(help="This region's id.")] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Sync job slots in this process; 0 = API only.")
+        int, typer.Option("--workers", min=1, help="HTTP server processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
+    sync_slots: Annotated[
+        int | None,
+        typer.Option(
+            "--sync-slots", help="Sync job slots in each server process; 0 = API only (FERRY_SYNC_WORKERS)."
+        ),
     ] = None,
 ) -> None:
     """Run one region: the registry and management APIs, and its sync workers."""
-    from aiohttp import web
+    from ferry.cli.serving import run_server
 
-    from ferry.app import create_app
-
-    settings = _settings(data, host=host, port=port, region=region, sync_workers=workers)
+    settings = _settings(data, host=host, port=port, region=region, sync_workers=sync_slots)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     generated = _ensure_admin_password(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     endpoint = f"http://{settings.host}:{settings.port}"
-    console.print(f"[bold]Ferry[/bold] region [cyan]{settings.region}[/cyan] at {endpoint}")
-    console.print(f"  data:  {settings.data_dir.resolve()}")
-    console.print(f"  admin: {settings.admin_user} ({_where_the_password_is(settings, generated)})")
-    console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
+    admin = f"{settings.admin_user} ({_where_the_password_is(settings, generated)})"
+    if settings.log_format == "json":  # nothing but JSON lines in the output
+        logging.getLogger("ferry").info(
+            "Ferry region %s at %s; data %s; admin %s", settings.region, endpoint, settings.data_dir, admin
+        )
+    else:
+        console.print(f"[bold]Ferry[/bold] region [cyan]{settings.region}[/cyan] at {endpoint}")
+        console.print(f"  data:  {settings.data_dir.resolve()}")
+        console.print(f"  admin: {admin}")
+        console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
     from ferry.storage import StorageUnavailable
 
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=5,  # peers keep idle connections open; do not wait a minute for them
-        )
+        status = run_server(settings, workers)
     except StorageUnavailable as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
+    if status:
+        raise typer.Exit(status)
 
 
 def _ensure_admin_password(settings: Settings) -> bool:
@@ -146,11 +152,11 @@ def worker(
     data: DataOption = None,
     slots: Annotated[int | None, typer.Option(help="Jobs run at once (env FERRY_SYNC_WORKERS).")] = None,
 ) -> None:
-    """Run only sync workers for a region (scale-out: beside `ferry serve --workers 0`)."""
+    """Run only sync workers for a region (scale-out: beside `ferry serve --sync-slots 0`)."""
     from ferry.region import run_worker
 
     settings = _settings(data, sync_workers=slots)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     from ferry.storage import StorageUnavailable
 
     try:

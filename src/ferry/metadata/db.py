@@ -8,18 +8,57 @@ transaction tries to upgrade. PostgreSQL needs neither.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from ferry.observability import metrics
+
+STARTED = "ferry.statement_started"
+
+
+def _instrument(engine: AsyncEngine) -> None:
+    """Statement latency and errors, from SQLAlchemy's cursor events."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before(conn: Any, *_args: Any) -> None:
+        conn.info.setdefault(STARTED, []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _after(conn: Any, *_args: Any) -> None:
+        started = conn.info[STARTED].pop()
+        metrics.DB_LATENCY.labels("statement").observe(time.perf_counter() - started)
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _error(context: Any) -> None:
+        started = context.connection.info.get(STARTED) if context.connection is not None else None
+        if started:
+            started.pop()
+        error = context.original_exception
+        metrics.DB_ERRORS.labels("statement", type(error).__name__).inc()
+
+
+@asynccontextmanager
+async def _timed_transaction(kind: str) -> AsyncIterator[None]:
+    """A transaction's whole time, waiting for SQLite's writer included; its failures by type."""
+    started = time.perf_counter()
+    try:
+        yield
+    except SQLAlchemyError as error:
+        metrics.DB_ERRORS.labels(kind, type(error).__name__).inc()
+        raise
+    finally:
+        metrics.DB_LATENCY.labels(kind).observe(time.perf_counter() - started)
 
 
 class DatabaseFull(Exception):
@@ -77,13 +116,15 @@ class Database:
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
             self._write_engine = self.engine
+        for engine in {self.engine, self._write_engine}:
+            _instrument(engine)
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read_sessions() as session, session.begin():
+        async with _timed_transaction("read"), self._read_sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -92,7 +133,7 @@ class Database:
 
         A full disk rolls it back whole and raises DatabaseFull.
         """
-        async with _full_is_reported(), self._write_transaction() as session:
+        async with _timed_transaction("write"), _full_is_reported(), self._write_transaction() as session:
             yield session
 
     @asynccontextmanager

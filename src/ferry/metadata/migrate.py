@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from ferry.metadata.db import Database
 
@@ -35,3 +36,22 @@ async def upgrade(database: Database) -> None:
             # first migrates and the rest find the schema current.
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)
+
+
+def head_revision(url: str) -> str | None:
+    """The newest revision the code ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def current_revision(database: Database) -> str | None:
+    """The revision the database is at (None before the first migration).
+
+    Read from Alembic's own table, without Alembic, which logs each time it is asked.
+    """
+    async with database.read() as session:
+        try:
+            return await session.scalar(text("SELECT version_num FROM alembic_version"))
+        except DBAPIError:
+            return None  # no table yet

@@ -12,7 +12,10 @@ its own commented section.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# The *_created series double the output and mean nothing once processes restart.
+disable_created_metrics()
 
 # Latency buckets (seconds) for requests and storage/database operations.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -38,7 +41,11 @@ HTTP_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 HTTP_BYTES_IN = Counter("ferry_http_request_bytes_total", "Request body bytes received, by API.", ["api"])
-HTTP_BYTES_OUT = Counter("ferry_http_response_bytes_total", "Response body bytes sent, by API.", ["api"])
+HTTP_BYTES_OUT = Counter(
+    "ferry_http_response_bytes_total",
+    "Response bytes written (status line, headers and body), by API.",
+    ["api"],
+)
 
 # --- Sync (metrics+health) ---------------------------------------------------------------
 SYNC_JOBS_CREATED = Counter(
@@ -88,12 +95,19 @@ STORAGE_ERRORS = Counter(
 )
 DB_LATENCY = Histogram(
     "ferry_db_operation_duration_seconds",
-    "Database latency, by kind (transaction, statement).",
+    "Database latency, by kind (read or write transaction, statement).",
     ["kind"],
     buckets=LATENCY_BUCKETS,
 )
 DB_ERRORS = Counter(
     "ferry_db_errors_total",
-    "Database transactions or statements that raised, by kind and error type.",
+    "Database transactions (read, write) or statements that raised, by kind and error type.",
     ["kind", "error"],
+)
+
+# --- Processes (metrics+health) ------------------------------------------------------------
+HTTP_SERVER_PROCESSES = Gauge(
+    "ferry_http_server_processes",
+    "HTTP server processes of this `ferry serve` that are alive (each counts itself once).",
+    multiprocess_mode="livesum",
 )

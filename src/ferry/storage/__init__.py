@@ -5,8 +5,16 @@ repositories, permissions or the database.
 """
 
 from ferry.config import Settings
-from ferry.storage.base import BlobMissing, BlobStore, StorageFull, StorageUnavailable, UploadMissing
+from ferry.storage.base import (
+    BlobMissing,
+    BlobStore,
+    StorageFull,
+    StorageUnavailable,
+    StoredObject,
+    UploadMissing,
+)
 from ferry.storage.filesystem import FilesystemBlobStore
+from ferry.storage.instrumented import InstrumentedStore
 
 __all__ = [
     "BlobMissing",
@@ -14,6 +22,7 @@ __all__ = [
     "FilesystemBlobStore",
     "StorageFull",
     "StorageUnavailable",
+    "StoredObject",
     "UploadMissing",
     "open_store",
 ]
@@ -24,7 +33,7 @@ def open_store(settings: Settings) -> BlobStore:
     if settings.storage_url.startswith("s3://"):
         from ferry.storage.s3 import S3BlobStore
 
-        return S3BlobStore.from_url(
+        s3 = S3BlobStore.from_url(
             settings.storage_url,
             endpoint=settings.s3_endpoint,
             region=settings.s3_region,
@@ -32,4 +41,5 @@ def open_store(settings: Settings) -> BlobStore:
             secret_key=settings.s3_secret_access_key.get_secret_value(),
             redirect_seconds=settings.s3_redirect_seconds,
         )
-    return FilesystemBlobStore(settings.data_dir / "storage")
+        return InstrumentedStore(s3, "s3")
+    return InstrumentedStore(FilesystemBlobStore(settings.data_dir / "storage"), "filesystem")

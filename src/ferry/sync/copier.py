@@ -14,9 +14,11 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from ferry.metadata.models import JobStatus
+from ferry.metadata.models import JobStatus, utcnow
+from ferry.observability import metrics
 from ferry.sync.authorization import SyncRefused
 from ferry.sync.errors import PeerError, UploadPositionLost
 from ferry.sync.queue import Outcome
@@ -78,12 +80,21 @@ class Tally:
 class TagCopy:
     """One attempt at copying one tag; `run` returns the job's outcome or raises PeerError."""
 
-    def __init__(self, source: LocalSource, target: Target, memory: JobMemory, chunk_bytes: int) -> None:
+    def __init__(
+        self,
+        source: LocalSource,
+        target: Target,
+        memory: JobMemory,
+        chunk_bytes: int,
+        target_region: str = "-",
+    ) -> None:
         self.source = source
         self.target = target
         self.memory = memory
         self.chunk_bytes = chunk_bytes
         self.tally = Tally()
+        self.region = target_region  # the metrics' label
+        self.visible_at: datetime | None = None  # when the target's tag was seen at the digest
 
     async def run(self, tag: str, override: bool) -> Outcome:
         digest = await self.source.tag_digest(tag)
@@ -99,6 +110,7 @@ class TagCopy:
         current, present = await both(self.target.manifest_digest(tag), self.target.manifest_digest(digest))
         where = self.target.describe(tag)
         if current == digest:
+            self.visible_at = utcnow()
             await self._copy_referrers(await self.source.tree(digest))
             if self.tally.referrers_copied:
                 message = f"{where} was current; copied {self.tally.referrers_copied} referrer(s)"
@@ -110,13 +122,16 @@ class TagCopy:
             return self._outcome(JobStatus.EXISTED, message, digest)
         await self._copy_manifest(digest, tag=tag, present=present == digest)
         if await self.target.manifest_digest(tag) != digest:
-            raise PeerError(f"{where} does not resolve to {digest} after the copy", retryable=True)
+            raise PeerError(
+                f"{where} does not resolve to {digest} after the copy", retryable=True, cause="not_visible"
+            )
+        self.visible_at = utcnow()
         await self._copy_referrers(sorted(self.tally.manifests_done))
         return self._outcome(JobStatus.SUCCESS, f"copied {digest} to {where}", digest)
 
     def _outcome(self, status: str, message: str, digest: str) -> Outcome:
         t = self.tally
-        return Outcome(status, message, digest, t.sent, t.skipped, t.mounted)
+        return Outcome(status, message, digest, t.sent, t.skipped, t.mounted, visible_at=self.visible_at)
 
     async def _copy_manifest(self, digest: str, tag: str | None = None, present: bool | None = None) -> None:
         """Children, then blobs, then the manifest itself: by digest, or straight under `tag`.
@@ -174,15 +189,18 @@ class TagCopy:
         self.tally.blobs_done.add(digest)
         if await self.target.has_blob(digest):
             self.tally.skipped += 1
+            metrics.SYNC_BLOBS.labels("skipped", self.region).inc()
             return
         location, offset = await self._resumable(digest)
         if location is None:
             started = await self.target.start_upload(mount=digest)
             if started.location is None:
                 self.tally.mounted += 1
+                metrics.SYNC_BLOBS.labels("mounted", self.region).inc()
                 return
             location = started.location
         await self._upload(digest, location, offset)
+        metrics.SYNC_BLOBS.labels("uploaded", self.region).inc()
 
     async def _resumable(self, digest: str) -> tuple[str | None, int]:
         """The session an earlier attempt left, and how much of it the target acknowledges."""
@@ -199,7 +217,7 @@ class TagCopy:
         size = await self.source.blob_size(digest)
         if offset == 0 and size <= self.chunk_bytes:
             await self.target.finish_upload(location, digest, self.source.read_blob(digest), size)
-            self.tally.sent += size
+            self._sent(size)
             return
         lost = 0
         while offset < size:
@@ -212,16 +230,21 @@ class TagCopy:
                 lost += 1
                 offset = await self._position_after_loss(digest, location, lost)
                 continue
-            self.tally.sent += end - offset
+            self._sent(end - offset)
             offset = end
             await self.memory.save_upload(digest, location, offset)
         await self.target.finish_upload(location, digest, None, 0)
         await self.memory.drop_upload(digest)
+
+    def _sent(self, size: int) -> None:
+        self.tally.sent += size
+        metrics.SYNC_BYTES_SENT.labels(self.region).inc(size)
 
     async def _position_after_loss(self, digest: str, location: str, times: int) -> int:
         """Where the target says the upload ends, after it refused a chunk (416)."""
         offset = await self.target.upload_offset(location) if times <= POSITION_RETRIES else None
         if offset is None:
             await self.memory.drop_upload(digest)
-            raise PeerError(f"upload of {digest} lost its position; starting over", retryable=True)
+            message = f"upload of {digest} lost its position; starting over"
+            raise PeerError(message, retryable=True, cause="upload_position")
         return offset

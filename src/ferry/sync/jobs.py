@@ -12,7 +12,7 @@ from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob
 from ferry.observability.logs import job_context
 from ferry.storage import BlobStore
-from ferry.sync import joblog
+from ferry.sync import joblog, jobmetrics
 from ferry.sync.authorization import SyncRefused, job_actor
 from ferry.sync.copier import TagCopy
 from ferry.sync.errors import PeerError
@@ -69,10 +69,12 @@ class JobRunner:
         """Runs the job once and records (and logs) what happened: a final state, or waiting."""
         with job_context(job.id):
             joblog.started(job)
+            jobmetrics.started(job)
             began = time.monotonic()
             outcome = await self._attempt(job)
             if outcome is not None:
                 joblog.finished(job, outcome, time.monotonic() - began)
+                jobmetrics.finished(job, outcome)
 
     async def _retry_later(self, job: SyncJob, cause: str, retry_after: float | None) -> Outcome | None:
         """Waiting again (logged as a retry), or, past the deadline, the timeout it became."""
@@ -87,6 +89,7 @@ class JobRunner:
         try:
             outcome = await self.copy(job)
         except PeerError as error:
+            jobmetrics.failed(job, error)
             if error.retryable:
                 return await self._retry_later(job, str(error), error.retry_after)
             failed = Outcome(JobStatus.FAILED, str(error))
@@ -100,6 +103,7 @@ class JobRunner:
             raise
         except Exception as error:
             log.exception("sync job %s failed unexpectedly", job.id)
+            jobmetrics.failed(job, error)
             return await self._retry_later(job, f"internal error: {type(error).__name__}", None)
         await self.queue.finish(job.id, outcome)
         return outcome
@@ -119,5 +123,5 @@ class JobRunner:
         if target is None:
             return Outcome(JobStatus.FAILED, f"region {job.remote_region_id} is not a peer")
         source = LocalSource(self.db, self.store, job.repository_id, f"{job.namespace}/{job.repo_name}")
-        copy = TagCopy(source, target, QueueMemory(self.queue, job), self.chunk_bytes)
+        copy = TagCopy(source, target, QueueMemory(self.queue, job), self.chunk_bytes, job.remote_region_id)
         return await copy.run(job.tag, job.override)

@@ -150,7 +150,9 @@ class PeerClient:
                         await self._authenticate(repository, challenge, actor)
                         if isinstance(data, AsyncIterable):
                             # A consumed stream cannot be replayed: the job retries with the token.
-                            raise PeerError("authentication renewed", retryable=True, retry_after=0)
+                            raise PeerError(
+                                "authentication renewed", retryable=True, retry_after=0, cause="reauth"
+                            )
                         continue
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None

@@ -26,6 +26,8 @@ class Outcome:
     bytes_sent: int = 0
     blobs_skipped: int = 0
     blobs_mounted: int = 0
+    # When the target's tag was verified at the digest (success only): the lag metric's end.
+    visible_at: datetime | None = None
 
 
 class JobQueue:

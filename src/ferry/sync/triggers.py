@@ -9,9 +9,11 @@ new referrers to (images.events.TagEvents); every job recorded wakes the workers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from ferry.identity.caller import Operator
 from ferry.metadata.models import (
@@ -24,7 +26,22 @@ from ferry.metadata.models import (
     SyncRule,
     Tag,
 )
+from ferry.observability import metrics
 from ferry.sync.wakeup import jobs_recorded
+
+# Jobs a transaction recorded, counted in ferry_sync_jobs_created_total once it commits.
+CREATED = "ferry.sync.jobs_created"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_created(session: Session, *_args: Any) -> None:
+    for trigger, region in session.info.pop(CREATED, ()):
+        metrics.SYNC_JOBS_CREATED.labels(trigger, region).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_created(session: Session, *_args: Any) -> None:
+    session.info.pop(CREATED, None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,7 @@ async def enqueue(
     session.add(job)
     await session.flush()
     await jobs_recorded(session)
+    session.info.setdefault(CREATED, []).append((trigger, target.region))
     return job
 
 

@@ -54,6 +54,11 @@ class SyncWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """Every slot's loop is alive (a loop only ends when stopped)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     def start(self) -> None:
         self._commits.start()
         self._tasks = [asyncio.create_task(self._slot()) for _ in range(self.settings.sync_workers)]

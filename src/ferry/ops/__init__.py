@@ -1,0 +1,1 @@
+"""Operating a region over HTTP: request metrics, /metrics, /healthz and /readyz."""
