@@ -23,7 +23,7 @@ from ferry.identity.registry_tokens import Scope
 from ferry.identity.service import Principal, acting_principal, allowed_actions, allowed_actions_acting
 from ferry.identity.throttle import LoginThrottled
 from ferry.names import invalid_image_name, parse_image_name
-from ferry.state import state
+from ferry.state import CALLER, state
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A registry endpoint: it receives the caller that `requires` authenticated and authorized.
@@ -39,7 +39,9 @@ def requires(action: str) -> Callable[[Endpoint], Handler]:
     def wrap(endpoint: Endpoint) -> Handler:
         @functools.wraps(endpoint)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            return await endpoint(request, await authorize(request, action))
+            caller = await authorize(request, action)
+            request[CALLER] = caller.name  # for the access line
+            return await endpoint(request, caller)
 
         return guarded
 
@@ -185,6 +187,8 @@ async def token_endpoint(request: web.Request) -> web.Response:
             credentials = (params.get("username", ""), params.get("password", ""))
         scopes = [params.get("scope", "")]
     principal = await _authenticate(request, credentials) if credentials is not None else None
+    if principal is not None:
+        request[CALLER] = principal.name
     async with app_state.db.read() as session:
         actor = await _actor(session, principal, params)
         access = await _grant(session, principal, actor, scopes)
