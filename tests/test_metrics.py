@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.images import Image, make_image, push_image
 from tests.support.regions import Regions, make_regions
 from tests.support.registry_client import RegistryClient
-from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
+from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port, stop_process, wait_http
 from tests.support.sync_helpers import create_org, create_repo, create_rule, manage, wait_for
 
 A, B, C = "cn-north-4", "cn-east-3", "cn-south-1"
@@ -230,3 +232,28 @@ def test_scrapes_refused_outside_the_allow_list_and_readyz_names_a_failed_check(
         assert healthz.status_code == 200 and healthz.json() == {"status": "ok"}
     finally:
         server.stop()
+
+
+def test_a_sync_worker_with_a_port_answers_readyz_and_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = os.environ | {"FERRY_DATA_DIR": str(tmp_path), "FERRY_HOST": "127.0.0.1", "FERRY_DATABASE_URL": ""}
+    with (tmp_path / "worker.log").open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "ferry", "worker", "--slots", "2", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/readyz", process=worker, log=tmp_path / "worker.log")
+        body = requests.get(f"{url}/readyz", timeout=10).json()
+        assert body["checks"]["sync_worker"] == {"ok": True, "slots": 2}
+        assert body["pid"] == worker.pid
+        samples = scrape(url)
+        assert value(samples, "ferry_http_requests_total", route="/readyz", status="2xx") >= 1
+        assert ("ferry_tags", frozenset()) in samples
+        # A worker serves no API.
+        assert requests.get(f"{url}/v2/", timeout=10).status_code == 404
+    finally:
+        stop_process(worker)

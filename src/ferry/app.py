@@ -190,3 +190,24 @@ def create_app(settings: Settings) -> web.Application:
     add_registry_routes(app)
     sync_slots = add_ops_routes(app)
     return app
+
+
+def create_worker_app(settings: Settings) -> web.Application:
+    """`ferry worker --port`: a sync-only process that answers /healthz, /readyz and /metrics
+    (its own sync metrics), and no API."""
+    app = web.Application(middlewares=[request_metrics, request_ids, errors])
+    region = open_region(settings)
+    app[STATE] = build_state(region)
+    sync_slots = add_ops_routes(app)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await region.prepare()
+        worker = sync_slots.worker = region.sync_worker()
+        worker.start()
+        log.info("sync worker for region %s running %d slots", settings.region, settings.sync_workers)
+        yield
+        await worker.stop()
+        await region.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

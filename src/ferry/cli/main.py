@@ -151,6 +151,9 @@ def _where_the_password_is(settings: Settings, generated: bool) -> str:
 def worker(
     data: DataOption = None,
     slots: Annotated[int | None, typer.Option(help="Jobs run at once (env FERRY_SYNC_WORKERS).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Serve /healthz, /readyz and /metrics on this port (default: none).")
+    ] = None,
 ) -> None:
     """Run only sync workers for a region (scale-out: beside `ferry serve --sync-slots 0`)."""
     from ferry.region import run_worker
@@ -160,6 +163,11 @@ def worker(
     from ferry.storage import StorageUnavailable
 
     try:
+        if port is not None:
+            from ferry.cli.serving import serve_worker
+
+            serve_worker(settings, port)
+            return
         asyncio.run(run_worker(settings))
     except StorageUnavailable as error:
         console.print(f"[red]error:[/red] {error}")

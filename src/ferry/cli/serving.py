@@ -56,6 +56,15 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
     )
 
 
+def serve_worker(settings: Settings, port: int) -> None:
+    """`ferry worker --port`: sync slots, and the operator's endpoints on `port`."""
+    from aiohttp import web
+
+    from ferry.app import create_worker_app
+
+    web.run_app(create_worker_app(settings), host=settings.host, port=port, print=None, shutdown_timeout=5)
+
+
 def _child(settings: Settings) -> None:
     """One of N server processes (a fresh interpreter: PROMETHEUS_MULTIPROC_DIR is inherited)."""
     from ferry.observability.logs import configure_logging
