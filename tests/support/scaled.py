@@ -23,8 +23,8 @@ from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port, kill_pr
 
 SOURCE = "cn-north-4"
 TARGET = "cn-east-3"
-WORKER_READY = re.compile(r"sync worker for region \S+ running \d+ slots")
-JOB_DONE = re.compile(r"sync job (\d+) \S+ → \S+: (\w+)")
+# The final line of each job (ferry/sync/joblog.py): "sync job=<id> org/repo:tag → region/org: <status> …".
+JOB_DONE = re.compile(r"sync job=(\d+) \S+ → \S+: (success|existed|failed|timeout|cancel)\b")
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Process:
         kill_process(self.process)
 
     def jobs_done(self) -> dict[int, str]:
-        """Job id → final status, from this worker's "sync job <id> … : <status>" log lines."""
+        """Job id → final status, from this worker's "sync job=<id> … : <status>" log lines."""
         return {int(m.group(1)): m.group(2) for m in JOB_DONE.finditer(self.text())}
 
 
@@ -114,16 +114,6 @@ async def _query(database_url: str, sql: str) -> list[dict[str, Any]]:
         return [dict(row) for row in await connection.fetch(sql)]
     finally:
         await connection.close()
-
-
-def _wait_worker(process: Process, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise RuntimeError(f"{process.name} exited:\n{process.text()[-3000:]}")
-        if WORKER_READY.search(process.text()):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.name} did not start:\n{process.text()[-3000:]}")
 
 
 def start_scaled_region(
@@ -179,16 +169,19 @@ def start_scaled_region(
         region.apis.append(
             Process(f"api{index}", ["serve", "--sync-slots", "0"], process_env, data / "server.log")
         )
-    for index in range(workers):
+    # Each worker answers /readyz on a port of its own (`ferry worker --port`).
+    worker_ports = [free_port() for _ in range(workers)]
+    for index, port in enumerate(worker_ports):
         data = root / f"worker{index}"
         process_env = env | {"FERRY_DATA_DIR": str(data)}
-        region.workers.append(Process(f"worker{index}", ["worker"], process_env, data / "worker.log"))
+        args = ["worker", "--port", str(port)]
+        region.workers.append(Process(f"worker{index}", args, process_env, data / "worker.log"))
     try:
         target.start(timeout)
         for process in [*region.apis, *region.workers]:
             process.start()
         deadline = time.monotonic() + timeout
-        for process, port in zip(region.apis, region.ports, strict=True):
+        for process, port in zip([*region.apis, *region.workers], region.ports + worker_ports, strict=True):
             remaining = max(deadline - time.monotonic(), 0.1)
             wait_http(
                 f"http://127.0.0.1:{port}/readyz",
@@ -197,8 +190,6 @@ def start_scaled_region(
                 timeout=remaining,
                 name=process.name,
             )
-        for process in region.workers:
-            _wait_worker(process, deadline)
     except Exception:
         region.stop()
         raise
