@@ -160,7 +160,11 @@ async def manual_sync(request: web.Request, principal: Principal) -> web.Respons
 
 
 def _moment(value: datetime | None) -> str | None:
-    return rfc3339(value) if value is not None else None
+    """Ferry's startedAt / finishedAt, in milliseconds (SWR's own times are whole seconds): a
+    job's duration is often under a second."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _job_view(job: SyncJob, domain_id: str, domain_name: str) -> SyncJobView:
