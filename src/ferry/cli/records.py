@@ -27,15 +27,15 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`10m`, `2h`, `1d`, `1w` ago, or an ISO 8601 time (UTC when it names no offset)."""
     moment = now or datetime.now(UTC)
     ago = _AGO.match(value.strip())
-    if ago:
-        return moment - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
     try:
+        if ago:
+            return moment - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise OptionInvalid(
             f"--since {value!r}: use an age like 10m, 2h, 1d or an ISO time like 2026-12-02T10:00:00Z"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_statuses(values: list[str], known: list[str]) -> list[str]:

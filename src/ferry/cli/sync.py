@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ferry.cli.records import (
     JobProgress,
@@ -112,7 +113,7 @@ def _connect(
 def _repo_path(name: str) -> str:
     organization, sep, repository = name.partition("/")
     if not sep:
-        console.print(f"[red]error:[/red] expected ORG/REPO, got {name!r}")
+        console.print(f"[red]error:[/red] expected ORG/REPO, got {escape(repr(name))}", soft_wrap=True)
         raise typer.Exit(2)
     repository = quote(repository.replace("/", "$"), safe="")
     return f"/v2/manage/namespaces/{quote(organization, safe='')}/repos/{repository}"
@@ -121,7 +122,7 @@ def _repo_path(name: str) -> str:
 def _target(value: str) -> tuple[str, str]:
     region, sep, namespace = value.partition("/")
     if not sep or not region or not namespace:
-        console.print(f"[red]error:[/red] --to wants REGION/ORG, got {value!r}")
+        console.print(f"[red]error:[/red] --to wants REGION/ORG, got {escape(repr(value))}", soft_wrap=True)
         raise typer.Exit(2)
     return region, namespace
 
@@ -244,7 +245,7 @@ def jobs(
         statuses = parse_statuses(status or [], [s.value for s in JobStatus])
         moment = parse_since(since) if since else None
     except OptionInvalid as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
     async def go() -> list[dict[str, Any]]:
@@ -329,7 +330,7 @@ async def _call_open(client: PeerClient, method: str, path: str, body: Any = Non
     try:
         response = await client.manage(method, path, body)
     except PeerError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     document = response.json() if response.body else None
     if response.status >= 400:
@@ -338,6 +339,6 @@ async def _call_open(client: PeerClient, method: str, path: str, body: Any = Non
             if isinstance(document, dict)
             else response.body.decode(errors="replace")
         )
-        console.print(f"[red]error {response.status}:[/red] {message}")
+        console.print(f"[red]error {response.status}:[/red] {escape(str(message))}", soft_wrap=True)
         raise typer.Exit(1)
     return document

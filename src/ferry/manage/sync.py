@@ -206,12 +206,12 @@ def _job_filter(filters: dict[str, str]) -> rules.JobFilter:
     since = None
     if filters.get("since"):
         try:
-            since = datetime.fromisoformat(filters["since"])
-        except ValueError:
+            parsed = datetime.fromisoformat(filters["since"])
+            since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: year 1 in a zone east of UTC
             raise swr_bad_request(
                 f"invalid since {filters['since']!r}: use an ISO 8601 time", "SVCSTG.SWR.4001035"
             ) from None
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
     return rules.JobFilter(statuses, since)
 
 
