@@ -279,3 +279,38 @@ class SyncTransfer(Base):
     location: Mapped[str] = mapped_column(String(1024))
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Retention(Base):
+    """A repository's retention policy (SWR "image aging"): its rules, as the API takes them."""
+
+    __tablename__ = "retentions"
+    __table_args__ = (UniqueConstraint("repository_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    algorithm: Mapped[str] = mapped_column(String(16), default="or")
+    # [{"template": ..., "params": {...}, "tag_selectors": [{"kind", "pattern"}]}]
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    creator_name: Mapped[str] = mapped_column(String(64), default="")
+    # When the policy last ran; the schedule claims a due policy by moving it (one runner).
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class RetentionHistory(Base):
+    """One tag a retention policy deleted; kept after the policy is gone, not after the repository."""
+
+    __tablename__ = "retention_histories"
+    __table_args__ = (Index("ix_retention_histories_repository", "repository_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    retention_id: Mapped[int] = mapped_column(Integer)
+    namespace: Mapped[str] = mapped_column(String(64))
+    repo: Mapped[str] = mapped_column(String(128))
+    tag: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(80))
+    # The rule(s) that deleted it, as compact JSON (SWR's example shows the rule object).
+    rule_type: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
