@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
@@ -312,5 +313,5 @@ class RetentionHistory(Base):
     tag: Mapped[str] = mapped_column(String(128))
     digest: Mapped[str] = mapped_column(String(80))
     # The rule(s) that deleted it, as compact JSON (SWR's example shows the rule object).
-    rule_type: Mapped[str] = mapped_column(String(4096))
+    rule_type: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.Column('repo', sa.String(length=128), nullable=False),
     sa.Column('tag', sa.String(length=128), nullable=False),
     sa.Column('digest', sa.String(length=80), nullable=False),
-    sa.Column('rule_type', sa.String(length=4096), nullable=False),
+    sa.Column('rule_type', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['repository_id'], ['repositories.id'], name=op.f('fk_retention_histories_repository_id_repositories'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_retention_histories'))
