@@ -11,10 +11,12 @@ import hashlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ferry.storage import BlobMissing, BlobStore, FilesystemBlobStore, UploadMissing
+from ferry.storage import BlobMissing, BlobStore, FilesystemBlobStore, StoredObject, UploadMissing
+from ferry.storage.base import LIST_BATCH
 from ferry.storage.filesystem import READ_CHUNK as FS_READ_CHUNK
 from ferry.storage.s3 import PART_BYTES, S3BlobStore
 from ferry.storage.s3 import READ_CHUNK as S3_READ_CHUNK
@@ -286,3 +288,37 @@ async def test_delete_of_missing_blob_is_harmless(store: BlobStore) -> None:
     await store.delete(digest)
     await store.delete(digest)
     assert await store.stat(digest) is None
+
+
+async def listed(stream: AsyncIterator[list[StoredObject]]) -> dict[str, StoredObject]:
+    found: dict[str, StoredObject] = {}
+    async for batch in stream:
+        assert len(batch) <= LIST_BATCH
+        found.update((item.name, item) for item in batch)
+    return found
+
+
+async def test_list_blobs_names_every_blob_with_its_size(store: BlobStore) -> None:
+    assert await listed(store.list_blobs()) == {}
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    first = await put_blob(store, b"one")
+    second = await put_blob(store, b"second", b"blob")
+    found = await listed(store.list_blobs())
+    assert {name: item.size for name, item in found.items()} == {first: 3, second: 10}
+    assert all(item.modified > before for item in found.values())
+    await store.delete(first)
+    assert set(await listed(store.list_blobs())) == {second}
+
+
+async def test_list_uploads_names_uploads_in_progress(store: BlobStore) -> None:
+    upload_id = await new_upload(store)
+    await store.append_upload(upload_id, chunks(b"abc"))
+    await store.append_upload(upload_id, chunks(b"de"))
+    other = await new_upload(store)
+    await store.check()  # its probe is no upload
+    found = await listed(store.list_uploads())
+    assert set(found) == {upload_id, other}
+    assert found[upload_id].size == 5
+    await store.abort_upload(upload_id)
+    await put_blob(store, b"committed")  # a committed upload is no longer listed
+    assert set(await listed(store.list_uploads())) == {other}

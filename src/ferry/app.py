@@ -19,6 +19,7 @@ from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.identity.throttle import LoginThrottled
 from ferry.images.errors import ImageError
+from ferry.images.gcschedule import GcSchedule
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
@@ -180,7 +181,10 @@ def create_app(settings: Settings) -> web.Application:
         if settings.sync_workers:
             worker.start()
             sync_slots.worker = worker
+        gc = GcSchedule(settings, region.db, region.store)
+        gc.start()
         yield
+        await gc.stop()
         await worker.stop()
         await region.close()
 

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Garbage collection (README, "Garbage collection"): nothing linked, uploaded or pushed
+    # within the grace period is collected; untagged manifests go unless kept; upload sessions
+    # older than the expiry are abandoned; a background run every interval seconds (0: never).
+    gc_grace_seconds: float = Field(default=3600, ge=0)
+    gc_keep_untagged: bool = False
+    gc_interval_seconds: float = Field(default=0, ge=0)
+    upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
     # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

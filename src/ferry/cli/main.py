@@ -337,5 +337,12 @@ def _register_admin() -> None:
     app.add_typer(grant_app, name="grant")
 
 
+def _register_gc() -> None:
+    from ferry.cli.gc import register
+
+    register(app)
+
+
 _register_sync()
 _register_admin()
+_register_gc()

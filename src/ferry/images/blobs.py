@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -43,9 +45,40 @@ async def delete_blob(db: Database, image: ImageName, digest: str) -> None:
             raise BlobUnknown(digest)
 
 
+def digest_lock_key(digest: str) -> int:
+    """A 60-bit advisory lock key for one digest (collisions only serialize two blobs)."""
+    return int(digest.split(":", 1)[-1][:15], 16)
+
+
+async def lock_digests(session: AsyncSession, digests: Iterable[str]) -> None:
+    """Holds, until the transaction ends, the lock under which a blob's bytes are placed or
+    removed (upload commit, GC): PostgreSQL advisory locks, in key order so two holders never
+    deadlock. SQLite needs none: a write transaction there is the only writer."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    for key in sorted({digest_lock_key(d) for d in digests}):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 async def link(session: AsyncSession, repository_id: int, digest: str, size: int) -> None:
+    """Makes the blob visible in the repository. `created_at` is refreshed on every link (an
+    upload or mount of a blob that already exists too): GC's grace period counts from the last
+    time someone linked the blob, so a push's manifest always finds the blobs it just sent."""
     await insert_ignore(session, Blob, digest=digest, size=size, created_at=utcnow())
     await insert_ignore(session, RepositoryBlob, repository_id=repository_id, digest=digest)
+    await session.execute(update(Blob).where(Blob.digest == digest).values(created_at=utcnow()))
+
+
+async def link_existing(session: AsyncSession, repository_id: int, digest: str) -> bool:
+    """Links a blob only while its row exists (a mount): never re-creates a row GC removed.
+
+    FOR SHARE waits for a GC transaction deleting the row; once it commits the row is gone and
+    the mount misses, so the client uploads."""
+    size = await session.scalar(select(Blob.size).where(Blob.digest == digest).with_for_update(read=True))
+    if size is None:
+        return False
+    await link(session, repository_id, digest, size)
+    return True
 
 
 async def unlink(session: AsyncSession, repository_id: int, digest: str) -> bool:
@@ -83,8 +116,7 @@ async def mount(db: Database, caller: Caller, image: ImageName, digest: str, sou
         return False
     async with db.write() as session:
         repository = await repository_for_push(session, image, caller.name)
-        await link(session, repository.id, digest, size)
-    return True
+        return await link_existing(session, repository.id, digest)
 
 
 async def _mountable_size(

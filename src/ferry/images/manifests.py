@@ -93,6 +93,8 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
             select(Blob.digest, Blob.size)
             .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
             .where(RepositoryBlob.repository_id == repository_id, Blob.digest.in_(wanted_blobs))
+            # FOR SHARE: a GC deleting one of these links waits for this push or makes it miss.
+            .with_for_update(read=True, of=RepositoryBlob)
         )
         found = {digest: size for digest, size in rows.all()}
         _require_all(wanted_blobs, found)
@@ -103,6 +105,7 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
             select(Manifest.digest, Manifest.content_size).where(
                 Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children)
             )
+            .with_for_update(read=True)
         )
         found = {digest: size for digest, size in rows.all()}
         _require_all(wanted_children, found)
@@ -126,7 +129,9 @@ async def _store(
 ) -> bool:
     """Stores the manifest unless the repository has it; True when it is new."""
     existing = await session.scalar(
-        select(Manifest.id).where(Manifest.repository_id == repository_id, Manifest.digest == digest)
+        select(Manifest.id)
+        .where(Manifest.repository_id == repository_id, Manifest.digest == digest)
+        .with_for_update(read=True)  # a tag about to point here holds it against GC
     )
     if existing is not None:
         return False

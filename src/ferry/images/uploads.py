@@ -82,13 +82,17 @@ class Uploads:
                 await self._discard(upload_id)
                 raise DigestInvalid(digest, f"content digest is {actual}, not {digest}")
             try:
-                await self.store.commit_upload(upload_id, digest)
+                # The bytes are placed under the digest's lock and the row written before it is
+                # released, so GC (which removes bytes under the same lock, only when no row
+                # exists) can never remove bytes a committed upload just placed.
+                async with self.db.write() as session:
+                    await blobs.lock_digests(session, [digest])
+                    await self.store.commit_upload(upload_id, digest)
+                    await blobs.link(session, repository_id, digest, size)
+                    await session.execute(delete(Upload).where(Upload.id == upload_id))
             except StorageFull:
                 await self._discard_after_full(upload_id)
                 raise
-            async with self.db.write() as session:
-                await blobs.link(session, repository_id, digest, size)
-                await session.execute(delete(Upload).where(Upload.id == upload_id))
             self._forget(upload_id)
             return size
 

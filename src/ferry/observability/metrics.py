@@ -111,3 +111,22 @@ HTTP_SERVER_PROCESSES = Gauge(
     "HTTP server processes of this `ferry serve` that are alive (each counts itself once).",
     multiprocess_mode="livesum",
 )
+
+# --- Garbage collection (gc) ---------------------------------------------------------------
+GC_RUNS = Counter("ferry_gc_runs_total", "Garbage collections (not dry runs), by outcome.", ["outcome"])
+GC_FREED = Counter(
+    "ferry_gc_freed_total", "Items garbage collection deleted, by kind (manifest, blob, upload, orphan).", ["kind"]
+)
+GC_FREED_BYTES = Counter(
+    "ferry_gc_freed_bytes_total", "Bytes garbage collection freed, by kind of item.", ["kind"]
+)
+GC_DURATION = Histogram(
+    "ferry_gc_duration_seconds",
+    "How long a garbage collection took.",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+)
+GC_LAST_SUCCESS = Gauge(
+    "ferry_gc_last_success_timestamp_seconds",
+    "When the last garbage collection finished (Unix time).",
+    multiprocess_mode="max",
+)

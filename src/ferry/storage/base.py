@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import errno
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +41,18 @@ def is_no_space(error: BaseException) -> bool:
 
 class StorageUnavailable(Exception):
     """The configured store cannot be reached or written (bad bucket, credentials, path)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a listing of the store finds: a blob (by digest) or an upload (by id)."""
+
+    name: str
+    size: int
+    modified: datetime
+
+
+LIST_BATCH = 1000
 
 
 class BlobStore(Protocol):
@@ -95,4 +109,12 @@ class BlobStore(Protocol):
 
     async def delete(self, digest: str) -> None:
         """Removes the blob; a missing one is not an error."""
+        ...
+
+    def list_blobs(self) -> AsyncIterator[list[StoredObject]]:
+        """Every stored blob (name: its digest), in batches of at most LIST_BATCH, for GC."""
+        ...
+
+    def list_uploads(self) -> AsyncIterator[list[StoredObject]]:
+        """Every upload with bytes store-side (name: its id; modified: its last write), in batches."""
         ...

@@ -10,9 +10,18 @@ import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-from ferry.storage.base import BlobMissing, StorageFull, StorageUnavailable, UploadMissing, is_no_space
+from ferry.storage.base import (
+    LIST_BATCH,
+    BlobMissing,
+    StorageFull,
+    StorageUnavailable,
+    StoredObject,
+    UploadMissing,
+    is_no_space,
+)
 
 READ_CHUNK = 1024 * 1024
 
@@ -138,3 +147,40 @@ class FilesystemBlobStore:
 
     async def delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
+
+    async def list_blobs(self) -> AsyncIterator[list[StoredObject]]:
+        for shard in sorted(await asyncio.to_thread(_entries, self.blobs), key=lambda e: e.name):
+            if shard.is_dir():
+                for batch in _batches(await asyncio.to_thread(_files, Path(shard.path)), "sha256:"):
+                    yield batch
+
+    async def list_uploads(self) -> AsyncIterator[list[StoredObject]]:
+        files = [e for e in await asyncio.to_thread(_files, self.uploads) if not e[0].startswith(".")]
+        for batch in _batches(files, ""):
+            yield batch
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(directory) as entries:
+        return list(entries)
+
+
+def _files(directory: Path) -> list[tuple[str, int, float]]:
+    """(name, size, mtime) of the regular files in one directory; a file gone meanwhile is skipped."""
+    found = []
+    for entry in _entries(directory):
+        try:
+            if entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                found.append((entry.name, stat.st_size, stat.st_mtime))
+        except FileNotFoundError:
+            continue
+    return sorted(found)
+
+
+def _batches(files: list[tuple[str, int, float]], prefix: str) -> Iterator[list[StoredObject]]:
+    for start in range(0, len(files), LIST_BATCH):
+        yield [
+            StoredObject(prefix + name, size, datetime.fromtimestamp(mtime, UTC))
+            for name, size, mtime in files[start : start + LIST_BATCH]
+        ]

@@ -20,7 +20,7 @@ import obstore
 from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import S3Store
 
-from ferry.storage.base import BlobMissing, StorageUnavailable, UploadMissing
+from ferry.storage.base import LIST_BATCH, BlobMissing, StorageUnavailable, StoredObject, UploadMissing
 
 if TYPE_CHECKING:
     from obstore import GetResult  # only in obstore's type stubs, not importable at run time
@@ -181,6 +181,38 @@ class S3BlobStore:
 
     async def delete(self, digest: str) -> None:
         await obstore.delete_async(self.store, self._blob(digest))
+
+    async def list_blobs(self) -> AsyncIterator[list[StoredObject]]:
+        async for batch in obstore.list(self.store, "blobs/sha256/", chunk_size=LIST_BATCH):
+            yield [
+                StoredObject("sha256:" + str(m["path"]).rsplit("/", 1)[1], int(m["size"]), m["last_modified"])
+                for m in batch
+            ]
+
+    async def list_uploads(self) -> AsyncIterator[list[StoredObject]]:
+        """One entry per upload: its chunks' total size and newest write (S3 lists in key order,
+        so an upload's objects arrive together)."""
+        current: StoredObject | None = None
+        found: list[StoredObject] = []
+        async for batch in obstore.list(self.store, "uploads/", chunk_size=LIST_BATCH):
+            for meta in batch:
+                parts = str(meta["path"]).split("/")
+                if len(parts) != 3:  # uploads/.write-check
+                    continue
+                upload_id, size, modified = parts[1], int(meta["size"]), meta["last_modified"]
+                if current is not None and current.name == upload_id:
+                    current = StoredObject(upload_id, current.size + size, max(current.modified, modified))
+                    continue
+                if current is not None:
+                    found.append(current)
+                current = StoredObject(upload_id, size, modified)
+            if len(found) >= LIST_BATCH:
+                yield found
+                found = []
+        if current is not None:
+            found.append(current)
+        if found:
+            yield found
 
 
 class _Counter:
