@@ -6,8 +6,10 @@ the raw path, so the number of series stays bounded; an unmatched request is "ot
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -34,33 +36,41 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "other"
 
 
+@dataclass
+class _Answer:
+    status: int = 500  # what the client gets when the handler raised something unexpected
+    response: web.StreamResponse | None = None
+
+
 @web.middleware
 async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The outermost middleware: it sends the response itself, so that its latency and size
-    are those of the whole answer (a streamed blob included)."""
+    """Counts and times every request once its answer is sent: aiohttp runs each request in a
+    task of its own that ends after the response is written, so the task's done callback sees
+    the whole answer (a streamed or sendfile'd blob included) and its real size."""
     api = api_of(request.path)
     in_flight = metrics.HTTP_IN_FLIGHT.labels(api)
     in_flight.inc()
     started = time.perf_counter()
-    status = 500
-    response: web.StreamResponse | None = None
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:
-            await response.prepare(request)
-            await response.write_eof()
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except ConnectionError:
-        if response is None:
-            raise
-        return response  # the client left while it was sent; nothing more to do
-    finally:
+    answer = _Answer()
+
+    def sent(_task: object = None) -> None:
         in_flight.dec()
-        _record(request, api, status, time.perf_counter() - started, response)
+        # A file response settles its status (206, 304, 416) while it is sent.
+        status = answer.response.status if answer.response is not None else answer.status
+        _record(request, api, status, time.perf_counter() - started, answer.response)
+
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(sent)
+    try:
+        answer.response = await handler(request)
+        return answer.response
+    except web.HTTPException as exc:
+        answer.status = exc.status
+        raise
+    finally:
+        if task is None:
+            sent()
 
 
 def _record(
