@@ -27,6 +27,7 @@ log = logging.getLogger("ferry")
 # A child that exits sooner than this after its start failed to start: give up, do not loop.
 STARTUP_SECONDS = 10.0
 STOP_GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def run_server(settings: Settings, workers: int) -> int:
@@ -65,8 +66,21 @@ def serve_worker(settings: Settings, port: int) -> None:
     web.run_app(create_worker_app(settings), host=settings.host, port=port, print=None, shutdown_timeout=5)
 
 
-def _child(settings: Settings) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM when the supervisor dies, even by SIGKILL, so no child keeps the port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        raise SystemExit(1)
+
+
+def _child(settings: Settings, parent: int) -> None:
     """One of N server processes (a fresh interpreter: PROMETHEUS_MULTIPROC_DIR is inherited)."""
+    _die_with_parent(parent)
     from ferry.observability.logs import configure_logging
     from ferry.storage import StorageUnavailable
 
@@ -101,7 +115,9 @@ class _Supervisor:
         self.failed = False
 
     def start(self, slot: int) -> None:
-        child = self.context.Process(target=_child, args=(self.settings,), name=f"ferry-http-{slot}")
+        child = self.context.Process(
+            target=_child, args=(self.settings, os.getpid()), name=f"ferry-http-{slot}"
+        )
         child.start()
         self.children[slot] = (child, time.monotonic())
 
