@@ -169,7 +169,7 @@ def build_state(region: Region) -> AppState:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # request_metrics is outermost: it measures, and sends, the final answer.
+    # request_metrics is outermost: it sees the final status of every request.
     app = web.Application(middlewares=[request_metrics, request_ids, errors], client_max_size=8 * 1024 * 1024)
     region = open_region(settings)
     app[STATE] = build_state(region)
