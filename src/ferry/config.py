@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -35,6 +35,8 @@ class Peer(BaseModel):
     sk: SecretStr = SecretStr("")
     user: str = ""
     password: SecretStr = SecretStr("")
+    # CA certificates (PEM) that verify this peer's HTTPS certificate; empty: the system's.
+    ca_file: str = ""
 
 
 class Settings(BaseSettings):
@@ -46,8 +48,12 @@ class Settings(BaseSettings):
     # Empty means an embedded SQLite database inside data_dir.
     database_url: str = ""
     region: str = "cn-north-4"
-    # Public base URL clients see; empty means derived from each request's Host header.
+    # Public base URL clients see; empty means derived from each request's Host header (or what
+    # a trusted proxy forwards: X-Forwarded-Proto/-Host, Forwarded).
     public_url: str = ""
+    # HTTPS: a PEM certificate (chain) and its key; both or neither (README, "TLS").
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     # HMAC key for registry tokens; empty means one is generated once and kept in data_dir.
     secret_key: str = ""
     registry_token_ttl: int = Field(default=900, ge=60)
@@ -86,6 +92,19 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            given, missing = ("cert", "key") if self.tls_cert_file else ("key", "cert")
+            raise ValueError(
+                f"FERRY_TLS_{given.upper()}_FILE is set without FERRY_TLS_{missing.upper()}_FILE"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -155,7 +174,7 @@ class Settings(BaseSettings):
             default = 443 if url.scheme == "https" else 80
             hosts |= _authorities({(url.hostname or "").lower()}, url.port or default, default)
         names = _LOOPBACK if self.host.lower() in _LOOPBACK else {self.host.lower()}
-        return hosts | _authorities(names, self.port, 80)
+        return hosts | _authorities(names, self.port, 443 if self.tls else 80)
 
     def peer_regions(self) -> list[Peer]:
         """The other regions: FERRY_PEERS without this region itself (one list may serve all)."""

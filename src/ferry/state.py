@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -32,9 +33,31 @@ class AppState:
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def base_url(self, request: web.Request) -> str:
+        """The URL clients reach this region at: the public URL when set, else what a trusted
+        proxy says the client asked for, else this request's own scheme and Host."""
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/")
-        return f"{request.scheme}://{request.host}"
+        proto, host = self.forwarded(request)
+        return f"{proto or request.scheme}://{host or request.host}"
+
+    def behind_trusted_proxy(self, request: web.Request) -> bool:
+        return _is_trusted(request.remote or "", self.settings.trusted_proxies)
+
+    def forwarded(self, request: web.Request) -> tuple[str | None, str | None]:
+        """The scheme and host a trusted proxy forwarded (Forwarded, else X-Forwarded-Proto and
+        -Host); (None, None) from anyone else. Of a list, the last entry counts: the one the
+        trusted proxy itself wrote."""
+        if not self.behind_trusted_proxy(request):
+            return None, None
+        element = request.forwarded[-1] if request.forwarded else {}
+        proto = element.get("proto") or _last(request.headers.get("X-Forwarded-Proto"))
+        host = element.get("host") or _last(request.headers.get("X-Forwarded-Host"))
+        proto = proto.lower() if proto and proto.lower() in ("http", "https") else None
+        return proto, host if host and _AUTHORITY.fullmatch(host) else None
+
+    def client_host(self, request: web.Request) -> str:
+        """The Host the client sent: forwarded by a trusted proxy, else this request's."""
+        return self.forwarded(request)[1] or request.host
 
     def client_address(self, request: web.Request) -> str:
         """The caller's address: the peer's, or the one a trusted proxy says it forwarded for.
@@ -46,6 +69,15 @@ class AppState:
         if forwarded and _is_trusted(remote, self.settings.trusted_proxies):
             return forwarded.split(",")[-1].strip() or remote
         return remote
+
+
+# A host name, IPv4 or [IPv6] address, and an optional port: nothing that could break out of a
+# header value or a URL (quotes, spaces, slashes, @).
+_AUTHORITY = re.compile(r"(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def _last(header: str | None) -> str | None:
+    return header.split(",")[-1].strip() if header else None
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.cli.devservices import S3, Nginx, Postgres, free_port
+from ferry.cli.tls import DevCA, ensure_dev_ca, issue_server_certificate
 
 
 @dataclass
@@ -30,10 +32,11 @@ class RegionProcess:
     port: int
     data: Path
     processes: list[subprocess.Popen[bytes]]
+    scheme: str = "http"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -100,9 +103,9 @@ def _env(
     }
 
 
-def _healthy(endpoint: str) -> bool:
+def _healthy(endpoint: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(endpoint + "/readyz", timeout=1) as response:
+        with urllib.request.urlopen(endpoint + "/readyz", timeout=1, context=context) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -149,12 +152,16 @@ def check_ports(base_port: int, count: int) -> None:
 
 
 def start_regions(
-    regions: list[str], base_port: int, data: Path, scale: Scale | None = None
+    regions: list[str], base_port: int, data: Path, scale: Scale | None = None, tls: bool = False
 ) -> tuple[list[RegionProcess], Services, dict[str, Any]]:
+    scale = scale or Scale()
+    if tls and scale.on:
+        raise RuntimeError("--tls serves each region itself; it does not combine with --postgres or --s3")
     check_ports(base_port, len(regions))
     data = data.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    scale = scale or Scale()
+    ca = ensure_dev_ca(DevCA.at(data)) if tls else None
+    scheme = "https" if tls else "http"
     admin = _admin(data)
     ports = {region: base_port + i for i, region in enumerate(regions)}
     services = _start_services(data, scale)
@@ -163,16 +170,24 @@ def start_regions(
     try:
         for region in regions:
             peers = [
-                {"id": other, "url": f"http://127.0.0.1:{ports[other]}", "ak": admin["ak"], "sk": admin["sk"]}
+                {
+                    "id": other,
+                    "url": f"{scheme}://127.0.0.1:{ports[other]}",
+                    "ak": admin["ak"],
+                    "sk": admin["sk"],
+                }
+                | ({"ca_file": str(ca.cert_file)} if ca else {})
                 for other in regions
                 if other != region
             ]
             region_data = data / region
             region_data.mkdir(parents=True, exist_ok=True)
             env = _env(region, ports[region], region_data, admin, peers)
+            if ca is not None:
+                env |= _tls_env(ca, region, region_data)
             if not scale.on:
                 process = _spawn("serve", env, region_data / "server.log")
-                started.append(RegionProcess(region, ports[region], region_data, [process]))
+                started.append(RegionProcess(region, ports[region], region_data, [process], scheme))
                 continue
             # Clients reach the region through nginx: tokens, Locations and signatures name it.
             env |= _scaled_env(services, region, region_data) | {
@@ -194,7 +209,7 @@ def start_regions(
             started.append(RegionProcess(region, ports[region], region_data, processes))
         if upstreams:
             services.nginx = Nginx(data / "nginx").start(upstreams)
-        _wait_healthy(started)
+        _wait_healthy(started, ssl.create_default_context(cafile=ca.cert_file) if ca else None)
     except Exception:
         stop_regions(started)
         services.stop()
@@ -206,6 +221,8 @@ def start_regions(
         ],
         "admin": admin,
     }
+    if ca is not None:
+        description["ca_file"] = str(ca.cert_file)  # its directory is a cert dir for skopeo
     if scale.on:
         description["scaled"] = {
             "database": "postgresql" if scale.postgres else "sqlite",
@@ -235,6 +252,12 @@ def _start_services(data: Path, scale: Scale) -> Services:
     return services
 
 
+def _tls_env(ca: DevCA, region: str, region_data: Path) -> dict[str, str]:
+    """A fresh certificate for 127.0.0.1 and localhost, signed by the dev CA."""
+    issued = issue_server_certificate(ca, region_data / "tls", region)
+    return {"FERRY_TLS_CERT_FILE": str(issued.cert_file), "FERRY_TLS_KEY_FILE": str(issued.key_file)}
+
+
 def _scaled_env(services: Services, region: str, region_data: Path) -> dict[str, str]:
     # API processes of one region must sign registry tokens with the same key.
     key_file = region_data / "secret.key"
@@ -257,7 +280,9 @@ def _scaled_env(services: Services, region: str, region_data: Path) -> dict[str,
     return env
 
 
-def _wait_healthy(started: list[RegionProcess], timeout: float = 180) -> None:
+def _wait_healthy(
+    started: list[RegionProcess], context: ssl.SSLContext | None = None, timeout: float = 180
+) -> None:
     deadline = time.monotonic() + timeout
     pending = list(started)
     while pending and time.monotonic() < deadline:
@@ -265,7 +290,7 @@ def _wait_healthy(started: list[RegionProcess], timeout: float = 180) -> None:
             if any(p.poll() is not None for p in region.processes):
                 logs = "".join(f.read_text()[-1500:] for f in sorted(region.data.glob("*.log")))
                 raise RuntimeError(f"region {region.id}: a process exited during start:\n{logs}")
-            if _healthy(region.endpoint):
+            if _healthy(region.endpoint, context):
                 pending.remove(region)
         time.sleep(0.1)
     if pending:
@@ -294,16 +319,19 @@ def print_description(console: Console, description: dict[str, Any], data: Path)
     console.print(table)
     admin = description["admin"]
     described = data.resolve() / "dev.json"
-    first = description["regions"][0]["endpoint"].removeprefix("http://")
+    first = description["regions"][0]["endpoint"].split("://", 1)[-1]
+    # With --tls, skopeo verifies against the dev CA: its directory is a cert dir.
+    ca_file = description.get("ca_file")
+    trust = f"--cert-dir {Path(ca_file).parent}" if ca_file else "--tls-verify=false"
+    if ca_file:
+        console.print(f"CA certificate: {ca_file}")
     if console.is_terminal:
         # Secrets go to the person at the terminal, never into a file stdout was sent to.
         console.print(f"admin user [cyan]{admin['user']}[/cyan]  password [cyan]{admin['password']}[/cyan]")
         console.print(
             f"AK [cyan]{admin['ak']}[/cyan]  SK [cyan]{admin['sk']}[/cyan]  project {admin['project_id']}"
         )
-        console.print(
-            f"try: skopeo login --tls-verify=false -u {admin['user']} -p {admin['password']} {first}"
-        )
+        console.print(f"try: skopeo login {trust} -u {admin['user']} -p {admin['password']} {first}")
     else:
         console.print(
             f"admin user [cyan]{admin['user']}[/cyan], AK [cyan]{admin['ak']}[/cyan]: "

@@ -93,15 +93,23 @@ def serve(
             "--sync-slots", help="Sync job slots in each server process; 0 = API only (FERRY_SYNC_WORKERS)."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS (FERRY_TLS_CERT_FILE)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Its PEM key (FERRY_TLS_KEY_FILE).")
+    ] = None,
 ) -> None:
     """Run one region: the registry and management APIs, and its sync workers."""
     from ferry.cli.serving import run_server
 
-    settings = _settings(data, host=host, port=port, region=region, sync_workers=sync_slots)
+    files = {"tls_cert_file": tls_cert and str(tls_cert), "tls_key_file": tls_key and str(tls_key)}
+    settings = _serve_settings(data, host=host, port=port, region=region, sync_workers=sync_slots, **files)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     generated = _ensure_admin_password(settings)
     configure_logging(settings)
-    endpoint = f"http://{settings.host}:{settings.port}"
+    endpoint = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     admin = f"{settings.admin_user} ({_where_the_password_is(settings, generated)})"
     if settings.log_format == "json":  # nothing but JSON lines in the output
         logging.getLogger("ferry").info(
@@ -111,7 +119,8 @@ def serve(
         console.print(f"[bold]Ferry[/bold] region [cyan]{settings.region}[/cyan] at {endpoint}")
         console.print(f"  data:  {settings.data_dir.resolve()}")
         console.print(f"  admin: {admin}")
-        console.print(f"  login: skopeo login --tls-verify=false {settings.host}:{settings.port}")
+        insecure = "" if settings.tls else "--tls-verify=false "
+        console.print(f"  login: skopeo login {insecure}{settings.host}:{settings.port}")
     from ferry.storage import StorageUnavailable
 
     try:
@@ -121,6 +130,26 @@ def serve(
         raise typer.Exit(1) from None
     if status:
         raise typer.Exit(status)
+
+
+def _serve_settings(data: Path | None, **overrides: Any) -> Settings:
+    """Settings for `serve`; a TLS pair that is half given or unreadable stops it in one line,
+    before any process starts."""
+    from pydantic import ValidationError
+
+    from ferry.cli.tls import TLSFileError, server_ssl_context
+
+    try:
+        settings = _settings(data, **overrides)
+        server_ssl_context(settings)
+    except ValidationError as error:
+        message = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except TLSFileError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _ensure_admin_password(settings: Settings) -> bool:
@@ -302,6 +331,12 @@ def dev(
     data: Annotated[Path, typer.Option("--data", help="Parent data directory.")] = Path("./ferry-data"),
     postgres: Annotated[bool, typer.Option(help="Scaled regions on a local PostgreSQL.")] = False,
     s3: Annotated[bool, typer.Option(help="Scaled regions on a local S3 server.")] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls", help="HTTPS, with a local CA it generates (its path is printed and in dev.json)."
+        ),
+    ] = False,
 ) -> None:
     """Start a local multi-region Ferry and keep it running.
 
@@ -316,7 +351,7 @@ def dev(
         console.print("[red]error:[/red] give distinct region ids")
         raise typer.Exit(2)
     try:
-        started, services, description = start_regions(ids, base_port, data, Scale(postgres, s3))
+        started, services, description = start_regions(ids, base_port, data, Scale(postgres, s3), tls=tls)
     except (RuntimeError, ServiceError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None

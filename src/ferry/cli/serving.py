@@ -43,8 +43,10 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
     from aiohttp import web
 
     from ferry.app import access_log_options, create_app
+    from ferry.cli.tls import server_ssl_context
     from ferry.observability import metrics
 
+    ssl_context = server_ssl_context(settings)  # here: each of N processes builds its own
     metrics.HTTP_SERVER_PROCESSES.set(1)
     web.run_app(
         create_app(settings),
@@ -52,6 +54,7 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
         port=settings.port,
         print=None,
         reuse_port=reuse_port,
+        ssl_context=ssl_context,
         **access_log_options(settings),
         shutdown_timeout=5,  # peers keep idle connections open; do not wait a minute for them
     )
@@ -81,13 +84,14 @@ def _die_with_parent(parent: int) -> None:
 def _child(settings: Settings, parent: int) -> None:
     """One of N server processes (a fresh interpreter: PROMETHEUS_MULTIPROC_DIR is inherited)."""
     _die_with_parent(parent)
+    from ferry.cli.tls import TLSFileError
     from ferry.observability.logs import configure_logging
     from ferry.storage import StorageUnavailable
 
     configure_logging(settings)
     try:
         serve_here(settings, reuse_port=True)
-    except StorageUnavailable as error:
+    except (StorageUnavailable, TLSFileError) as error:
         log.error("error: %s", error)
         raise SystemExit(1) from None
 

@@ -105,8 +105,17 @@ def _connect(
     if not endpoint or not ak or not sk:
         console.print("[red]error:[/red] give --endpoint, --ak and --sk (or run `ferry dev` for a dev.json)")
         raise typer.Exit(2)
+    # `ferry dev --tls` regions present certificates of its own CA (another endpoint: the system's
+    # trust, which SSL_CERT_FILE can point elsewhere).
+    ca_file = str(described.get("ca_file", "")) if endpoint.startswith("https://") else ""
     return PeerClient(
-        Peer(id=region or (chosen["id"] if chosen else "local"), url=endpoint, ak=ak, sk=SecretStr(sk))
+        Peer(
+            id=region or (chosen["id"] if chosen else "local"),
+            url=endpoint,
+            ak=ak,
+            sk=SecretStr(sk),
+            ca_file=ca_file,
+        )
     )
 
 

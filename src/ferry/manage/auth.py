@@ -60,7 +60,23 @@ def _check_signed_headers(
     repeated = [name for name in parsed.signed_headers if len(request.headers.getall(name, [])) > 1]
     if repeated:
         raise signing.SignatureError(f"verify aksk signature fail: header {repeated[0]} sent twice")
-    signing.check_coverage(parsed, headers, app.settings.accepts_host)
+    signing.check_coverage(parsed, headers, functools.partial(_own_host, request, parsed, app))
+
+
+def _own_host(request: web.Request, parsed: signing.SignedAuthorization, app: AppState, host: str) -> bool:
+    """Whether the signed Host names this region.
+
+    Its configured names (public URL, listen address) always do. Behind a trusted proxy without
+    a public URL, Ferry cannot know its public name, and a proxy passes on whatever Host a client
+    sent, so the Host the proxy forwards is accepted only when the signature also covers
+    X-Project-Id: the project (checked against the key's account, `check_project`) binds the
+    request to this region, and a request signed for another region cannot replay here.
+    """
+    if app.settings.accepts_host(host):
+        return True
+    forwarded = app.behind_trusted_proxy(request) and not app.settings.public_url
+    bound = "x-project-id" in parsed.signed_headers
+    return forwarded and bound and host.strip().lower() == app.client_host(request).lower()
 
 
 async def _signed_principal(request: web.Request, authorization: str) -> Principal:

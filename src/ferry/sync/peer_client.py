@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,10 @@ def _granted(token: str, repository: str) -> frozenset[str] | None:
     return frozenset(actions)
 
 
+def _ssl_context(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
 class PeerClient:
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
@@ -104,7 +109,13 @@ class PeerClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=_TIMEOUT, auto_decompress=False)
+            # A peer's own CA, else the system's trust (which honours SSL_CERT_FILE).
+            connector = aiohttp.TCPConnector(
+                ssl=_ssl_context(self.peer.ca_file) if self.peer.ca_file else True
+            )
+            self._session = aiohttp.ClientSession(
+                timeout=_TIMEOUT, auto_decompress=False, connector=connector
+            )
         return self._session
 
     async def close(self) -> None:
