@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.images.blobs import lock_digests
 from ferry.images.gclease import gc_lease
+from ferry.images.gcreport import GcBusy, GcPolicy, GcReport, OnItem, OnProgress, record
 from ferry.metadata.db import Database
 from ferry.metadata.models import (
     Blob,
@@ -46,51 +46,11 @@ from ferry.metadata.models import (
     Upload,
     utcnow,
 )
-from ferry.observability import metrics
 from ferry.storage import BlobStore, StoredObject, UploadMissing
 
 log = logging.getLogger("ferry.gc")
 
 BATCH = 1000
-KINDS = ("manifest", "blob", "upload", "orphan")
-
-
-@dataclass(frozen=True)
-class GcPolicy:
-    grace_seconds: float = 3600
-    keep_untagged: bool = False
-    upload_expiry_seconds: float = 24 * 3600
-
-
-@dataclass
-class GcReport:
-    dry_run: bool
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    seconds: float = 0.0
-
-    @property
-    def total_count(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
-    def summary(self) -> str:
-        parts = ", ".join(f"{self.counts[k]} {k}s ({self.bytes[k]} bytes)" for k in KINDS)
-        verb = "would free" if self.dry_run else "freed"
-        return f"gc {verb} {self.total_count} items, {self.total_bytes} bytes: {parts} in {self.seconds:.1f}s"
-
-
-# Called once per item collected: kind, name (org/repo@digest, digest, upload id), size.
-OnItem = Callable[[str, str, int], None]
-# Called as work advances: the phase and how many items it has examined so far.
-OnProgress = Callable[[str, int], None]
-
-
-class GcBusy(Exception):
-    """Another process of the region is collecting now."""
 
 
 class GarbageCollector:
@@ -111,22 +71,14 @@ class GarbageCollector:
             try:
                 await run.collect()
             except Exception:
-                metrics.GC_RUNS.labels("failed").inc()
+                record(None)
                 raise
             run.report.seconds = time.perf_counter() - started
         if not dry_run:
-            _record(run.report)
-        log.info(run.report.summary())
+            record(run.report)
+        # A run that found nothing is a DEBUG line, so a short interval does not flood the log.
+        log.log(logging.INFO if run.report.total_count else logging.DEBUG, run.report.summary())
         return run.report
-
-
-def _record(report: GcReport) -> None:
-    metrics.GC_RUNS.labels("success").inc()
-    metrics.GC_DURATION.observe(report.seconds)
-    metrics.GC_LAST_SUCCESS.set(time.time())
-    for kind in KINDS:
-        metrics.GC_FREED.labels(kind).inc(report.counts[kind])
-        metrics.GC_FREED_BYTES.labels(kind).inc(report.bytes[kind])
 
 
 class _Run:
@@ -294,11 +246,11 @@ class _Run:
             .join(Manifest, Manifest.id == ManifestReference.manifest_id)
             .where(Manifest.repository_id == repository_id)
         )
-        old = select(Blob.digest).where(Blob.created_at < self.cutoff)
+        old = select(Blob.digest).where(Blob.digest == RepositoryBlob.digest, Blob.created_at < self.cutoff)
         unreferenced = (
             (RepositoryBlob.repository_id == repository_id)
             & RepositoryBlob.digest.not_in(referenced)
-            & RepositoryBlob.digest.in_(old)
+            & old.exists()
         )
         after = ""
         while True:
