@@ -60,6 +60,7 @@ SAMPLE = {
     "tag": "latest",
     "project_id": "0" * 32,
     "api_version": "v2",
+    "retention_id": "1",
 }
 
 

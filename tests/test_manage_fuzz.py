@@ -200,7 +200,14 @@ class Route:
         return f"{self.method} {self.template}"
 
     def path(self, **values: str) -> str:
-        defaults = {"namespace": ORG, "repository": REPO, "tag": TAG, "api_version": "v2", "project_id": "p"}
+        defaults = {
+            "namespace": ORG,
+            "repository": REPO,
+            "tag": TAG,
+            "api_version": "v2",
+            "project_id": "p",
+            "retention_id": "1",
+        }
         path = self.template
         for name, value in (defaults | values).items():
             path = path.replace("{" + name + "}", value)
@@ -474,4 +481,5 @@ def test_oversized_body_is_refused_in_swr_format(target: Target) -> None:
 def test_request_budget() -> None:
     """The fuzzers stay bounded (and did run, when the whole module ran)."""
     print(dict(REQUESTS), sum(REQUESTS.values()))
-    assert sum(REQUESTS.values()) <= 1200
+    # Most fuzzers run per route, so the bound grows with the API (about 40 requests a route).
+    assert sum(REQUESTS.values()) <= 50 * len(ROUTES)

@@ -20,6 +20,7 @@ from ferry.identity.registry_tokens import RegistryTokens
 from ferry.identity.throttle import LoginThrottled
 from ferry.images.errors import ImageError
 from ferry.images.gcschedule import GcSchedule
+from ferry.images.retention_schedule import RetentionSchedule
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
@@ -183,7 +184,10 @@ def create_app(settings: Settings) -> web.Application:
             sync_slots.worker = worker
         gc = GcSchedule(settings, region.db, region.store)
         gc.start()
+        retention = RetentionSchedule(settings.retention_interval_seconds, region.db)
+        retention.start()
         yield
+        await retention.stop()
         await gc.stop()
         await worker.stop()
         await region.close()

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     gc_keep_untagged: bool = False
     gc_interval_seconds: float = Field(default=0, ge=0)
     upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
+    # Retention policies (README, "Retention"): each runs when set and then every interval
+    # seconds (0: only when set or asked, POST …/retentions/{id}/run).
+    retention_interval_seconds: float = Field(default=3600, ge=0)
     # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

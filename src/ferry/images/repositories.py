@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import EDIT
@@ -19,7 +19,7 @@ from ferry.images.errors import (
     TagUnknown,
 )
 from ferry.images.events import TagEvents
-from ferry.images.tags import TagMove, move_tag
+from ferry.images.tags import TagMove, move_tag, remove_tag
 from ferry.metadata.models import Organization, Repository, Tag, utcnow
 from ferry.metadata.statements import insert_ignore
 from ferry.names import ImageName
@@ -129,8 +129,7 @@ async def delete_tag(
     session: AsyncSession, principal: Principal, namespace: str, name: str, tag: str
 ) -> None:
     _, repository = await repository_for(session, principal, namespace, name, EDIT)
-    result = await session.execute(delete(Tag).where(Tag.repository_id == repository.id, Tag.name == tag))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not await remove_tag(session, repository.id, tag):
         raise TagUnknown(tag)
 
 

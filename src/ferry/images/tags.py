@@ -1,9 +1,11 @@
-"""Moving a tag: the one place it happens, for a push and for a retag alike."""
+"""Moving a tag: the one place it happens, for a push and for a retag alike; and removing one
+(a management delete and a retention policy alike)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import Operator
@@ -39,3 +41,13 @@ async def move_tag(
         repository.updated_at = utcnow()
         await events.tag_moved(session, repository, name, operator)
     return move
+
+
+async def remove_tag(session: AsyncSession, repository_id: int, name: str, digest: str | None = None) -> bool:
+    """Deletes the tag (only while it points at `digest`, when given: a tag moved meanwhile
+    stays); False when there was no such tag. The manifest stays for GC to judge."""
+    statement = delete(Tag).where(Tag.repository_id == repository_id, Tag.name == name)
+    if digest is not None:
+        statement = statement.where(Tag.digest == digest)
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
