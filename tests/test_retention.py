@@ -36,6 +36,7 @@ from huaweicloudsdkswr.v2 import (
     UpdateRetentionRequest,
     UpdateRetentionRequestBody,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
 from ferry.metadata.db import Database
@@ -306,6 +307,7 @@ def test_a_reader_may_look_but_not_set_or_run_a_policy(region: Region) -> None:
         [{"template": "tag_rule", "params": {"num": "1001"}, "tag_selectors": []}],
         [{"template": "tag_rule", "params": {"num": "three"}, "tag_selectors": []}],
         [{"template": "tag_rule", "params": {"num": 2.5}, "tag_selectors": []}],
+        [{"template": "tag_rule", "params": {"num": True}, "tag_selectors": []}],
         [{"template": "date_rule", "params": {"num": "3"}, "tag_selectors": []}],
         [{"template": "date_rule", "params": {"days": "366"}, "tag_selectors": []}],
         [
@@ -400,3 +402,20 @@ def test_the_schedule_runs_policies_without_being_asked(scheduled: Region) -> No
         time.sleep(0.2)
     assert scheduled.present(org, repo) == {"newer"}
     assert [e.tag for e in scheduled.histories(org, repo)] == ["older"]
+    # The runs and the deletion are counted: one at setting (nothing to delete yet), then the
+    # schedule's.
+    samples = _samples(scheduled.server)
+    assert samples[("ferry_retention_runs_total", "set")] == 1
+    assert samples[("ferry_retention_runs_total", "schedule")] >= 1
+    assert samples[("ferry_retention_deleted_tags_total", "")] == 1
+
+
+def _samples(server: FerryServer) -> dict[tuple[str, str], float]:
+    response = requests.get(f"{server.url}/metrics", timeout=30)
+    assert response.status_code == 200
+    return {
+        (sample.name, sample.labels.get("trigger", "")): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name.startswith("ferry_retention_")
+    }

@@ -29,6 +29,7 @@ from ferry.images.retention_rules import (
 from ferry.images.tags import remove_tag
 from ferry.metadata.db import Database
 from ferry.metadata.models import Organization, Repository, Retention, RetentionHistory, Tag, utcnow
+from ferry.observability import metrics
 
 log = logging.getLogger("ferry.retention")
 
@@ -196,21 +197,32 @@ async def _apply(session: AsyncSession, retention: Retention, now: datetime) -> 
     return RunReport(retention.id, deleted)
 
 
-async def run_retention(db: Database, retention_id: int) -> RunReport | None:
-    """Runs the policy now (on demand, or right after it is set); None when it is gone.
+async def _claim_and_apply(
+    db: Database, retention_id: int, trigger: str, interval_seconds: float | None = None
+) -> RunReport | None:
+    """Moves the policy's last_run_at (only when it is due, given an interval) and, when that
+    moved it, runs the policy in the same transaction; None when it was gone or not due.
 
-    Moving last_run_at first takes the row's lock on PostgreSQL, so a scheduled run of the same
-    policy in another process waits for this one and then finds it not due."""
+    The update takes the row's lock on PostgreSQL, so another process claiming the same policy
+    waits for this run and then finds it not due (or runs after it, on demand)."""
     now = utcnow()
+    claim = update(Retention).where(Retention.id == retention_id).values(last_run_at=now)
+    if interval_seconds is not None:
+        claim = claim.where(_due(now, interval_seconds))
     async with db.write() as session:
-        moved = await session.execute(
-            update(Retention).where(Retention.id == retention_id).values(last_run_at=now)
-        )
-        if not moved.rowcount:  # type: ignore[attr-defined]
+        if not (await session.execute(claim)).rowcount:  # type: ignore[attr-defined]
             return None
         retention = await session.get(Retention, retention_id)
         assert retention is not None
-        return await _apply(session, retention, now)
+        report = await _apply(session, retention, now)
+    metrics.RETENTION_RUNS.labels(trigger).inc()
+    metrics.RETENTION_DELETED_TAGS.inc(len(report.deleted))
+    return report
+
+
+async def run_retention(db: Database, retention_id: int, trigger: str = "demand") -> RunReport | None:
+    """Runs the policy now (on demand, or right after it is set); None when it is gone."""
+    return await _claim_and_apply(db, retention_id, trigger)
 
 
 async def run_due(db: Database, interval_seconds: float) -> list[RunReport]:
@@ -220,18 +232,9 @@ async def run_due(db: Database, interval_seconds: float) -> list[RunReport]:
         due = list(await session.scalars(select(Retention.id).where(_due(utcnow(), interval_seconds))))
     reports = []
     for retention_id in due:
-        now = utcnow()
-        async with db.write() as session:
-            claimed = await session.execute(
-                update(Retention)
-                .where(Retention.id == retention_id, _due(now, interval_seconds))
-                .values(last_run_at=now)
-            )
-            if not claimed.rowcount:  # type: ignore[attr-defined]
-                continue  # another process ran it meanwhile, or it is gone
-            retention = await session.get(Retention, retention_id)
-            assert retention is not None
-            reports.append(await _apply(session, retention, now))
+        report = await _claim_and_apply(db, retention_id, "schedule", interval_seconds)
+        if report is not None:  # else another process ran it meanwhile, or it is gone
+            reports.append(report)
     return reports
 
 
@@ -243,7 +246,7 @@ def _due(now: datetime, interval_seconds: float) -> ColumnElement[bool]:
 async def _apply_now(db: Database, retention_id: int) -> RunReport | None:
     """A policy takes effect when it is set (SWR's user guide); the schedule retries a failure."""
     try:
-        return await run_retention(db, retention_id)
+        return await run_retention(db, retention_id, "set")
     except Exception:
         log.exception("retention %d could not run; the schedule runs it later", retention_id)
         return None

@@ -7,7 +7,7 @@ README "Retention" says what SWR leaves open.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
@@ -43,7 +43,8 @@ class TagSelectorBody(Body):
 
 class RuleBody(Body):
     template: str = Field(max_length=32)
-    params: dict[str, str | int]
+    # Strict: true is not the number 1, nor 2.5 the string "2.5".
+    params: dict[str, StrictStr | StrictInt]
     tag_selectors: list[TagSelectorBody] = Field(default_factory=list, max_length=1000)
 
 

@@ -130,3 +130,11 @@ GC_LAST_SUCCESS = Gauge(
     "When the last garbage collection finished (Unix time).",
     multiprocess_mode="max",
 )
+
+# --- Retention (retention) -----------------------------------------------------------------
+RETENTION_RUNS = Counter(
+    "ferry_retention_runs_total", "Retention policy runs, by trigger (set, demand, schedule).", ["trigger"]
+)
+RETENTION_DELETED_TAGS = Counter(
+    "ferry_retention_deleted_tags_total", "Tags retention policies deleted (GC frees their bytes later)."
+)
