@@ -175,6 +175,8 @@ def test_dry_run_lists_what_gc_then_deletes(server: FerryServer) -> None:
     before = blob_bytes_stored(server, store)
 
     dry = gc(server, "--dry-run")
+    shown = server.cli("gc", "--dry-run").stdout  # what an operator reads: every item, the totals
+    assert all(name in shown for _, name, _ in items(dry)) and "would delete" in shown
     assert blob_bytes_stored(server, store) == before  # a dry run deletes nothing
     real = gc(server)
 

@@ -72,7 +72,7 @@ async def _run(settings: Settings, dry_run: bool, as_json: bool) -> None:
                 if as_json:
                     items.append({"kind": kind, "name": name, "size": size})
                 else:
-                    progress.console.print(f"{kind:8} {escape(name)}  {size} bytes", soft_wrap=True)
+                    console.print(f"{kind:8} {escape(name)}  {size} bytes", soft_wrap=True)
 
             report = await collector.run(dry_run, on_item, on_progress)
     finally:
