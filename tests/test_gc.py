@@ -118,6 +118,15 @@ def repository_size(server: FerryServer) -> int:
     return int(response.json()["size"])
 
 
+def overview_space(server: FerryServer) -> float:
+    """The domain overview's store_space: every repository of the account (here only one)."""
+    response = requests.get(
+        f"{server.url}/v2/manage/overview", headers={"X-Auth-Token": server.admin_token()}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return float(response.json()["store_space"])
+
+
 def swr_size(*images: Image) -> int:
     """SWR's repository size: each distinct blob once, plus every manifest."""
     blobs: dict[str, bytes] = {}
@@ -171,7 +180,7 @@ def test_dry_run_lists_what_gc_then_deletes(server: FerryServer) -> None:
     orphan = b"bytes no row knows"
     asyncio.run(_put_orphan(store, orphan))
     everything = (kept, dropped, multi, loose, kept_sig, dropped_sig)
-    assert repository_size(server) == swr_size(*everything)
+    assert repository_size(server) == swr_size(*everything) == overview_space(server)
     before = blob_bytes_stored(server, store)
 
     dry = gc(server, "--dry-run")
@@ -204,7 +213,7 @@ def test_dry_run_lists_what_gc_then_deletes(server: FerryServer) -> None:
     pulls_identical(client, kept_sig.digest, kept_sig)
     for image in gone_images:
         assert client.get(f"/v2/{NAME}/manifests/{image.digest}").status_code == 404
-    assert repository_size(server) == swr_size(kept, multi, kept_sig)
+    assert repository_size(server) == swr_size(kept, multi, kept_sig) == overview_space(server)
     assert client.get(f"/v2/{NAME}/blobs/uploads/{upload_id}").status_code == 404
     # What was kept stays kept: a second run finds nothing.
     assert gc(server)["items"] == []
