@@ -17,9 +17,14 @@ from typing import Any
 import pytest
 import requests
 
+from ferry.images import manifests
+from ferry.images.gc import GarbageCollector, GcPolicy
 from ferry.storage import BlobStore, FilesystemBlobStore
 from ferry.storage.s3 import S3BlobStore
 from tests.support.images import Image, digest_of, make_image, make_index, push_image
+from tests.support.inprocess import World
+from tests.support.inprocess import image as built_image
+from tests.support.inprocess import index as built_index
 from tests.support.registry_client import RegistryClient
 from tests.support.s3server import S3Server
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
@@ -245,3 +250,58 @@ def test_gc_without_a_region_refuses(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--data" in result.stdout + result.stderr
     assert not (tmp_path / "ferry-data").exists()
+
+
+# --- the policy, in process (tests/support/inprocess.py) -----------------------------------------
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> Any:
+    region = await World(f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}", tmp_path).open()
+    yield region
+    await region.close()
+
+
+async def collected(world: World, **policy: Any) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+
+    def on_item(kind: str, name: str, _size: int) -> None:
+        found.setdefault(kind, set()).add(name.rsplit("@", 1)[-1])
+
+    await GarbageCollector(world.db, world.store, GcPolicy(**policy)).run(on_item=on_item)
+    return found
+
+
+async def test_keep_untagged_keeps_untagged_images_but_not_orphaned_referrers(world: World) -> None:
+    untagged = built_image("untagged")
+    subject = built_image("subject")
+    signature = built_image("sig", subject=subject)
+    await world.push(untagged, untagged.digest)
+    await world.push(subject, subject.digest)
+    await world.push(signature, signature.digest)
+    await manifests.delete_manifest(world.db, world.name, subject.digest)  # the signature dangles
+    found = await collected(world, grace_seconds=0, keep_untagged=True)
+    assert found["manifest"] == {signature.digest}
+    assert found["blob"] == set(signature.blobs) - set(untagged.blobs) | set(subject.blobs)
+    # Without the setting the untagged image goes too.
+    found = await collected(world, grace_seconds=0)
+    assert found["manifest"] == {untagged.digest}
+
+
+async def test_nothing_younger_than_the_grace_period_is_collected(world: World) -> None:
+    old, young = built_image("old"), built_image("young")
+    await world.push(old, old.digest)
+    await world.push(young, young.digest)
+    assert await collected(world, grace_seconds=3600) == {}
+    assert (await collected(world, grace_seconds=0))["manifest"] == {old.digest, young.digest}
+
+
+async def test_children_of_a_tagged_index_and_referrers_of_a_tagged_image_stay(world: World) -> None:
+    children = (built_image("arm"), built_image("amd"))
+    multi = built_index(*children)
+    await world.push(multi, "multi", *children)
+    subject = built_image("app")
+    await world.push(subject, "app")
+    signature = built_image("app-sig", subject=subject)
+    await world.push(signature, signature.digest)
+    assert await collected(world, grace_seconds=0) == {}
