@@ -73,7 +73,13 @@ async def generate(root: Path, repos: int, manifests: int, blobs: int) -> dict[s
             repository = Repository(organization_id=org_id, name=f"repo{r}")
             session.add(repository)
             await session.flush()
-            rows: dict[str, list[dict[str, object]]] = {"blob": [], "link": [], "manifest": [], "ref": [], "tag": []}
+            rows: dict[str, list[dict[str, object]]] = {
+                "blob": [],
+                "link": [],
+                "manifest": [],
+                "ref": [],
+                "tag": [],
+            }
             for m in range(manifests):
                 manifest_id = (r * manifests + m) + 1
                 garbage = m % 2 == 1
@@ -85,7 +91,9 @@ async def generate(root: Path, repos: int, manifests: int, blobs: int) -> dict[s
                     layer_digests.append(blob_digest)
                     rows["blob"].append({"digest": blob_digest, "size": len(data), "created_at": old})
                     rows["link"].append({"repository_id": repository.id, "digest": blob_digest})
-                    rows["ref"].append({"manifest_id": manifest_id, "digest": blob_digest, "is_manifest": False})
+                    rows["ref"].append(
+                        {"manifest_id": manifest_id, "digest": blob_digest, "is_manifest": False}
+                    )
                     if garbage:
                         garbage_blobs, garbage_bytes = garbage_blobs + 1, garbage_bytes + len(data)
                 payload = json.dumps({"schemaVersion": 2, "layers": layer_digests}).encode()
@@ -103,7 +111,9 @@ async def generate(root: Path, repos: int, manifests: int, blobs: int) -> dict[s
                     }
                 )
                 if not garbage:
-                    rows["tag"].append({"repository_id": repository.id, "name": f"t{m}", "digest": manifest_digest})
+                    rows["tag"].append(
+                        {"repository_id": repository.id, "name": f"t{m}", "digest": manifest_digest}
+                    )
             for model, key in (
                 (Blob, "blob"),
                 (RepositoryBlob, "link"),
