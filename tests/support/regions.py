@@ -44,13 +44,17 @@ def make_regions(
             for other in ids
             if other != region
         ]
-        env = {
-            "FERRY_REGION": region,
-            "FERRY_PEERS": json.dumps(peers),
-            "FERRY_ADMIN_ACCESS_KEY": ACCESS_KEY,
-            "FERRY_ADMIN_SECRET_KEY": SECRET_KEY,
-            "FERRY_ADMIN_PROJECT_ID": PROJECT_ID,
-        } | (extra_env or {}) | (region_env or {}).get(region, {})
+        env = (
+            {
+                "FERRY_REGION": region,
+                "FERRY_PEERS": json.dumps(peers),
+                "FERRY_ADMIN_ACCESS_KEY": ACCESS_KEY,
+                "FERRY_ADMIN_SECRET_KEY": SECRET_KEY,
+                "FERRY_ADMIN_PROJECT_ID": PROJECT_ID,
+            }
+            | (extra_env or {})
+            | (region_env or {}).get(region, {})
+        )
         regions.servers[region] = FerryServer(root / region, ports[region], env=env)
     try:
         for server in regions.servers.values():

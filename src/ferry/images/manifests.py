@@ -102,9 +102,8 @@ async def _check_references(session: AsyncSession, repository_id: int, parsed: P
     wanted_children = {d.digest for d in parsed.children}
     if wanted_children:
         rows = await session.execute(
-            select(Manifest.digest, Manifest.content_size).where(
-                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children)
-            )
+            select(Manifest.digest, Manifest.content_size)
+            .where(Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children))
             .with_for_update(read=True)
         )
         found = {digest: size for digest, size in rows.all()}

@@ -115,7 +115,9 @@ HTTP_SERVER_PROCESSES = Gauge(
 # --- Garbage collection (gc) ---------------------------------------------------------------
 GC_RUNS = Counter("ferry_gc_runs_total", "Garbage collections (not dry runs), by outcome.", ["outcome"])
 GC_FREED = Counter(
-    "ferry_gc_freed_total", "Items garbage collection deleted, by kind (manifest, blob, upload, orphan).", ["kind"]
+    "ferry_gc_freed_total",
+    "Items garbage collection deleted, by kind (manifest, blob, upload, orphan).",
+    ["kind"],
 )
 GC_FREED_BYTES = Counter(
     "ferry_gc_freed_bytes_total", "Bytes garbage collection freed, by kind of item.", ["kind"]
