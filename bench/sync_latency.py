@@ -70,7 +70,7 @@ def ferry_dev(root: Path) -> Iterator[dict[str, Any]]:
         dev: dict[str, Any] = json.loads((data / "dev.json").read_text())
         for region in dev["regions"]:
             wait_http(
-                region["endpoint"] + "/healthz",
+                region["endpoint"] + "/readyz",
                 process=process,
                 log=dev_log,
                 timeout=START_TIMEOUT,

@@ -131,3 +131,17 @@ def test_invalid_names_state_the_rule_they_break(data: Path) -> None:
     output = ferry(data, "repo", "create", "9team/app", code=2)
     assert "invalid organization name '9team'" in output and "starting with a letter" in output, output
     assert "reserved" in ferry(data, "org", "create", "manage", "--owner", "owner", code=1)
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(data: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        output = ferry(data, "serve", "--port", str(port), code=1)
+    assert f"port {port} on 127.0.0.1 is in use" in output
+    assert "--port" in output
+    assert "Traceback" not in output
+    assert not data.exists()  # refused before anything was created

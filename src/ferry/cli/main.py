@@ -106,6 +106,12 @@ def serve(
 
     files = {"tls_cert_file": tls_cert and str(tls_cert), "tls_key_file": tls_key and str(tls_key)}
     settings = _serve_settings(data, host=host, port=port, region=region, sync_workers=sync_slots, **files)
+    if taken := _port_in_use(settings.host, settings.port):
+        console.print(
+            f"[red]error:[/red] port {settings.port} on {settings.host} is in use ({taken}); "
+            "choose another with --port or FERRY_PORT"
+        )
+        raise typer.Exit(1)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     generated = _ensure_admin_password(settings)
     configure_logging(settings)
@@ -130,6 +136,21 @@ def serve(
         raise typer.Exit(1) from None
     if status:
         raise typer.Exit(status)
+
+
+def _port_in_use(host: str, port: int) -> str:
+    """Why the listen address cannot be bound ("" when it can): one line instead of a traceback.
+    A plain bind (no SO_REUSEPORT), so another Ferry on the port counts as taken too."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return ""
 
 
 def _serve_settings(data: Path | None, **overrides: Any) -> Settings:
