@@ -170,6 +170,10 @@ class FerryServer:
             check=check,
         )
         leaks.remember_cli(args, result.stdout)
+        if args[:1] == ("key",) or args[:2] == ("user", "passwd"):
+            # A key or password change voids the user's IAM tokens (SWR-API.md): the admin's
+            # cached one may be among them.
+            self._cache.pop("token", None)
         return result
 
     def user(self, name: str, password: str) -> None:
