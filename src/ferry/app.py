@@ -19,8 +19,8 @@ from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.identity.throttle import LoginThrottled
 from ferry.images.errors import ImageError
-from ferry.images.gcschedule import GcSchedule
-from ferry.images.retention_schedule import RetentionSchedule
+from ferry.images.gcschedule import gc_schedule
+from ferry.images.retention_schedule import retention_schedule
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
@@ -182,9 +182,9 @@ def create_app(settings: Settings) -> web.Application:
         if settings.sync_workers:
             worker.start()
             sync_slots.worker = worker
-        gc = GcSchedule(settings, region.db, region.store)
+        gc = gc_schedule(settings, region.db, region.store)
         gc.start()
-        retention = RetentionSchedule(settings.retention_interval_seconds, region.db)
+        retention = retention_schedule(settings.retention_interval_seconds, region.db)
         retention.start()
         yield
         await retention.stop()

@@ -6,10 +6,9 @@ conditional update (images.retention.run_due), so one process runs it and the ot
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
+from ferry.images.periodic import Periodic
 from ferry.images.retention import run_due
 from ferry.metadata.db import Database
 
@@ -19,28 +18,9 @@ log = logging.getLogger("ferry.retention")
 MAX_LOOK_SECONDS = 60.0
 
 
-class RetentionSchedule:
-    def __init__(self, interval_seconds: float, db: Database) -> None:
-        self.interval = interval_seconds
-        self.db = db
-        self._task: asyncio.Task[None] | None = None
+def retention_schedule(interval_seconds: float, db: Database) -> Periodic:
+    async def run_policies_due() -> None:
+        await run_due(db, interval_seconds)
 
-    def start(self) -> None:
-        if self.interval > 0:
-            self._task = asyncio.create_task(self._loop(), name="ferry-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        look = min(self.interval, MAX_LOOK_SECONDS)
-        while True:
-            await asyncio.sleep(look)
-            try:
-                await run_due(self.db, self.interval)
-            except Exception:
-                log.exception("retention run failed; the next look is in %.0f s", look)
+    look = min(interval_seconds, MAX_LOOK_SECONDS)
+    return Periodic("retention", look, run_policies_due, log)
