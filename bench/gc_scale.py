@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import resource
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from ferry.images.digests import sha256_digest as digest
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import upgrade
 from ferry.metadata.models import (
@@ -42,10 +42,6 @@ from ferry.metadata.models import (
 )
 
 RESULTS = Path(__file__).parent / "results" / "gc_scale.json"
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def write_blob(root: Path, blob_digest: str, data: bytes) -> None:

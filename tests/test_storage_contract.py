@@ -7,7 +7,6 @@ on these behaviours without knowing which driver it has.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ferry.images.digests import sha256_digest as digest_of
 from ferry.storage import BlobMissing, BlobStore, FilesystemBlobStore, StoredObject, UploadMissing
 from ferry.storage.base import LIST_BATCH
 from ferry.storage.filesystem import READ_CHUNK as FS_READ_CHUNK
@@ -60,10 +60,6 @@ async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
 
 async def collect(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in stream])
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def payload(size: int, seed: int = 1) -> bytes:

@@ -8,7 +8,6 @@ tests/support/layouts.py's.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import tarfile
@@ -16,14 +15,11 @@ from dataclasses import dataclass
 
 import requests
 
+from ferry.images.digests import sha256_digest as digest_of
 from tests.support.layouts import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
 from tests.support.registry_client import RegistryClient
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
