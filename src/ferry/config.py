@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
 from pathlib import Path
@@ -24,6 +25,25 @@ def _authorities(names: set[str] | frozenset[str], port: int, default_port: int)
         if port == default_port:
             result.add(spelled)
     return result
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_networks(networks: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def in_networks(address: str, networks: list[str]) -> bool:
+    """Whether an address (a peer's, as the socket gives it) lies in one of these networks (as the
+    settings list them); an IPv4 address mapped into IPv6 counts as itself."""
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _parsed_networks(tuple(networks)))
 
 
 class Peer(BaseModel):
@@ -118,22 +138,15 @@ class Settings(BaseSettings):
     # client; login throttling goes by the client's address.
     trusted_proxies: list[str] = Field(default_factory=list)
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
-    def _networks(cls, proxies: list[str]) -> list[str]:
-        for proxy in proxies:
-            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
-        return proxies
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return networks
 
     # Who may scrape /metrics without credentials (addresses or networks); anyone else gets 403.
     metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
-
-    @field_validator("metrics_allow")
-    @classmethod
-    def _metrics_networks(cls, allowed: list[str]) -> list[str]:
-        for network in allowed:
-            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
-        return allowed
 
     # Retry-After when storage is full: when clients (and peers' sync) should come back.
     storage_full_retry_seconds: int = Field(default=60, ge=1)

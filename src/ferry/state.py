@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ferry.config import Settings
+from ferry.config import Settings, in_networks
 from ferry.identity.iam_tokens import IamTokens
 from ferry.identity.registry_tokens import RegistryTokens
 from ferry.identity.throttle import LoginThrottle
@@ -41,7 +39,7 @@ class AppState:
         return f"{proto or request.scheme}://{host or request.host}"
 
     def behind_trusted_proxy(self, request: web.Request) -> bool:
-        return _is_trusted(request.remote or "", self.settings.trusted_proxies)
+        return in_networks(request.remote or "", self.settings.trusted_proxies)
 
     def forwarded(self, request: web.Request) -> tuple[str | None, str | None]:
         """The scheme and host a trusted proxy forwarded (Forwarded, else X-Forwarded-Proto and
@@ -66,7 +64,7 @@ class AppState:
         """
         remote = request.remote or ""
         forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded and _is_trusted(remote, self.settings.trusted_proxies):
+        if forwarded and in_networks(remote, self.settings.trusted_proxies):
             return forwarded.split(",")[-1].strip() or remote
         return remote
 
@@ -78,21 +76,6 @@ _AUTHORITY = re.compile(r"(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[
 
 def _last(header: str | None) -> str | None:
     return header.split(",")[-1].strip() if header else None
-
-
-@functools.lru_cache(maxsize=64)
-def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
-
-
-def _is_trusted(remote: str, proxies: list[str]) -> bool:
-    if not proxies:
-        return False
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    return any(address in network for network in _networks(tuple(proxies)))
 
 
 STATE = web.AppKey("ferry", AppState)

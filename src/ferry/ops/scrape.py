@@ -7,8 +7,6 @@ describe the region, not a process, so they are never summed across processes.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from ferry.config import in_networks
 from ferry.errors import SWRError
 from ferry.images.totals import ContentTotals, content_totals
 from ferry.observability.exposition import CONTENT_TYPE, render
@@ -94,25 +93,10 @@ def install(app: web.Application) -> None:
     app[SNAPSHOTS] = Snapshots(Cached(lambda: queue_depth(db)), Cached(lambda: content_totals(db)))
 
 
-@functools.lru_cache(maxsize=16)
-def _networks(allowed: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(network, strict=False) for network in allowed)
-
-
-def may_scrape(address: str, allowed: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in _networks(tuple(allowed)))
-
-
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Public route (no credentials); the address decides: loopback by default."""
     app_state = state(request)
-    if not may_scrape(app_state.client_address(request), app_state.settings.metrics_allow):
+    if not in_networks(app_state.client_address(request), app_state.settings.metrics_allow):
         raise SWRError(
             403, "SVCSTG.SWR.4030170", "metrics are not served to this address (FERRY_METRICS_ALLOW)"
         )
