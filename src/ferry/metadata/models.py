@@ -269,6 +269,15 @@ class SyncJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Replication truth (sync/replication.py): a stable reason code for the last failure, retry
+    # or conflict; the short step log of every attempt; when the target's tag was verified at the
+    # digest; what the target held when the job last looked; and the digest an attempt wrote
+    # under the tag (recorded the moment it did, so a crash-retry knows its own earlier copy).
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    steps: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    visible_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    target_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    written_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class SyncTransfer(Base):
@@ -315,3 +324,7 @@ class RetentionHistory(Base):
     # The rule(s) that deleted it, as compact JSON (SWR's example shows the rule object).
     rule_type: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+# Webhook and audit tables live in their own module; importing it registers them on Base.
+from ferry.metadata import outbox_models as _outbox_models  # noqa: E402, F401
