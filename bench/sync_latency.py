@@ -48,8 +48,8 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def ferry_dev(root: Path) -> Iterator[dict[str, Any]]:
-    """`ferry dev` (two regions) in the foreground as a child; its dev.json."""
+def ferry_dev(root: Path, env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """`ferry dev` (two regions) in the foreground as a child, with `env` added; its dev.json."""
     data = root / "ferry"
     base = free_port_run(2)
     dev_log = root / "ferry-dev.log"
@@ -58,7 +58,7 @@ def ferry_dev(root: Path) -> Iterator[dict[str, Any]]:
             [str(FERRY), "dev", "--data", str(data), "--base-port", str(base)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=os.environ | {"HOME": str(root)},
+            env=os.environ | {"HOME": str(root)} | (env or {}),
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -94,38 +94,43 @@ def distribution_pair(root: Path) -> Iterator[list[str]]:
         yield endpoints
 
 
-def setup_ferry(dev: dict[str, Any], repos: list[str]) -> None:
-    """The organization in both regions; in the source, each repository and a rule syncAuto → target."""
-    from huaweicloudsdkswr.v2 import (
-        CreateImageSyncRepoRequest,
-        CreateImageSyncRepoRequestBody,
-        CreateNamespaceRequest,
-        CreateNamespaceRequestBody,
-        CreateRepoRequest,
-        CreateRepoRequestBody,
-        SwrClient,
-    )
-
+def dev_client(dev: dict[str, Any], region: int) -> Any:
+    """The SWR SDK signed with `ferry dev`'s admin AK/SK, for region number `region` of dev.json."""
     from tests.support.swr import endpoint_client
 
     admin = dev["admin"]
+    return endpoint_client(dev["regions"][region]["endpoint"], admin["ak"], admin["sk"], admin["project_id"])
 
-    def client(endpoint: str) -> SwrClient:
-        return endpoint_client(endpoint, admin["ak"], admin["sk"], admin["project_id"])
 
-    source, target = dev["regions"][0], dev["regions"][1]
-    for region in (source, target):
-        client(region["endpoint"]).create_namespace(
-            CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=NAMESPACE))
+def create_namespaces(dev: dict[str, Any], namespace: str = NAMESPACE) -> None:
+    """The organization in the source and the target region."""
+    from huaweicloudsdkswr.v2 import CreateNamespaceRequest, CreateNamespaceRequestBody
+
+    for region in (0, 1):
+        dev_client(dev, region).create_namespace(
+            CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=namespace))
         )
-    swr = client(source["endpoint"])
+
+
+def create_sync_rules(dev: dict[str, Any], repos: list[str], create_repos: bool = True) -> None:
+    """In the source, each repository (unless it exists) and a rule syncAuto → the target."""
+    from huaweicloudsdkswr.v2 import (
+        CreateImageSyncRepoRequest,
+        CreateImageSyncRepoRequestBody,
+        CreateRepoRequest,
+        CreateRepoRequestBody,
+    )
+
+    target = dev["regions"][1]
+    swr = dev_client(dev, 0)
     for repo in repos:
-        swr.create_repo(
-            CreateRepoRequest(
-                namespace=NAMESPACE,
-                body=CreateRepoRequestBody(repository=repo, is_public=False, category="other"),
+        if create_repos:
+            swr.create_repo(
+                CreateRepoRequest(
+                    namespace=NAMESPACE,
+                    body=CreateRepoRequestBody(repository=repo, is_public=False, category="other"),
+                )
             )
-        )
         swr.create_image_sync_repo(
             CreateImageSyncRepoRequest(
                 namespace=NAMESPACE,
@@ -135,6 +140,12 @@ def setup_ferry(dev: dict[str, Any], repos: list[str]) -> None:
                 ),
             )
         )
+
+
+def setup_ferry(dev: dict[str, Any], repos: list[str]) -> None:
+    """The organization in both regions; in the source, each repository and a rule syncAuto → target."""
+    create_namespaces(dev)
+    create_sync_rules(dev, repos)
 
 
 def registry_bench(arguments: list[str], json_file: Path, timeout: float) -> dict[str, Any]:
