@@ -8,6 +8,7 @@ from ferry.errors import OCIError
 from ferry.identity.caller import Caller
 from ferry.images import blobs
 from ferry.images.digests import require_digest
+from ferry.images.errors import BlobUnknown
 from ferry.names import ImageName, parse_image_name
 from ferry.registry.auth import requires
 from ferry.registry.downloads import serve_blob
@@ -38,6 +39,11 @@ async def get_blob(request: web.Request, caller: Caller) -> web.StreamResponse:
     app = state(request)
     digest = require_digest(request.match_info["digest"])
     size = await blobs.blob_size(app.db, image_of(request), digest)
+    if request.method == "HEAD" and await app.store.stat(digest) is None:
+        # The row says the repository has it, but the bytes are gone from the store (deleted by
+        # hand, a lost disk): a HEAD that said 200 would make every client and sync skip the
+        # upload that restores them. A stat is cheap on a filesystem, one request on S3.
+        raise BlobUnknown(digest)
     return await serve_blob(request, app.store, digest, size)
 
 
@@ -66,8 +72,14 @@ async def start_upload(request: web.Request, caller: Caller) -> web.Response:
 
 
 async def _mount(request: web.Request, caller: Caller, image: ImageName, digest: str) -> bool:
-    """Links a blob the caller can already read elsewhere; False means upload it instead."""
-    return await blobs.mount(state(request).db, caller, image, digest, request.query.get("from"))
+    """Links a blob the caller can already read elsewhere; False means upload it instead.
+
+    Only bytes still in the store are mounted: a blob whose file is gone is uploaded again,
+    which places its bytes (sync's repair relies on it)."""
+    app = state(request)
+    if await app.store.stat(digest) is None:
+        return False
+    return await blobs.mount(app.db, caller, image, digest, request.query.get("from"))
 
 
 @requires("push")
