@@ -28,11 +28,11 @@ class Memory:
     """A job's memory between attempts, in a dict (the queue's tables in production)."""
 
     def __init__(self, last_copied: str | None = None) -> None:
-        self.last = last_copied
+        self.copied = {last_copied} if last_copied else set()
         self.saved: dict[str, tuple[str, int]] = {}
 
-    async def last_copied(self) -> str | None:
-        return self.last
+    async def ever_copied(self, digest: str) -> bool:
+        return digest in self.copied
 
     async def saved_upload(self, digest: str) -> str | None:
         return self.saved[digest][0] if digest in self.saved else None

@@ -141,7 +141,8 @@ async def test_finishing_records_the_outcome_and_forgets_saved_uploads(world: Wo
     assert (stored.status, stored.digest, stored.bytes_sent) == (JobStatus.SUCCESS, copied, 1000)
     assert (stored.blobs_skipped, stored.blobs_mounted, stored.lease_owner) == (1, 2, None)
     assert await queue.transfer(job.id, "sha256:" + "a" * 64) is None
-    assert await queue.last_copied(stored) == copied
+    assert await queue.ever_copied(stored, copied)
+    assert not await queue.ever_copied(stored, "sha256:" + "c" * 64)
 
 
 async def test_moves_while_a_job_waits_add_no_job(world: World) -> None:

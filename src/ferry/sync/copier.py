@@ -11,6 +11,7 @@ referrers (signatures, SBOMs) of every copied manifest. Harbor's split: this is 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,8 +37,8 @@ U = TypeVar("U")
 class JobMemory(Protocol):
     """What a job keeps between attempts (the queue's rows, or a dict in tests)."""
 
-    async def last_copied(self) -> str | None:
-        """The digest this sync's last successful copy of the tag left at the target."""
+    async def ever_copied(self, digest: str) -> bool:
+        """Whether this sync ever copied `digest` to this tag at the target (then it is ours)."""
         ...
 
     async def saved_upload(self, digest: str) -> str | None:
@@ -87,6 +88,8 @@ class TagCopy:
         memory: JobMemory,
         chunk_bytes: int,
         target_region: str = "-",
+        repair: bool = False,
+        target_name: str = "-",
     ) -> None:
         self.source = source
         self.target = target
@@ -95,6 +98,12 @@ class TagCopy:
         self.tally = Tally()
         self.region = target_region  # the metrics' label
         self.visible_at: datetime | None = None  # when the target's tag was seen at the digest
+        # Repair (a job with trigger "repair"): no "present" shortcut. Every child manifest, blob
+        # and referrer is asked about and what is missing is copied; what it restored is counted
+        # by drift kind (ferry_sync_drift_repaired_total, labelled with target_name REGION/ORG).
+        self.repair = repair
+        self.target_name = target_name
+        self.restored: Counter[str] = Counter()
 
     async def run(self, tag: str, override: bool) -> Outcome:
         digest = await self.source.tag_digest(tag)
@@ -111,12 +120,17 @@ class TagCopy:
         where = self.target.describe(tag)
         if current == digest:
             self.visible_at = utcnow()
+            if self.repair:
+                await self._copy_manifest(digest, present=True)
             await self._copy_referrers(await self.source.tree(digest))
+            if self.restored:
+                restored = ", ".join(f"{n} {kind}" for kind, n in sorted(self.restored.items()))
+                return self._outcome(JobStatus.SUCCESS, f"{where} was current; repaired {restored}", digest)
             if self.tally.referrers_copied:
                 message = f"{where} was current; copied {self.tally.referrers_copied} referrer(s)"
                 return self._outcome(JobStatus.SUCCESS, message, digest)
             return self._outcome(JobStatus.EXISTED, f"{where} already holds {digest}", digest)
-        if current is not None and not override and current != await self.memory.last_copied():
+        if current is not None and not override and not await self.memory.ever_copied(current):
             # Only an image this sync did not put there is protected; its own copies keep updating.
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
             return self._outcome(JobStatus.EXISTED, message, digest)
@@ -126,6 +140,7 @@ class TagCopy:
                 f"{where} does not resolve to {digest} after the copy", retryable=True, cause="not_visible"
             )
         self.visible_at = utcnow()
+        self._restored("missing_tag" if current is None else "digest_mismatch")
         await self._copy_referrers(sorted(self.tally.manifests_done))
         return self._outcome(JobStatus.SUCCESS, f"copied {digest} to {where}", digest)
 
@@ -133,12 +148,16 @@ class TagCopy:
         t = self.tally
         return Outcome(status, message, digest, t.sent, t.skipped, t.mounted, visible_at=self.visible_at)
 
-    async def _copy_manifest(self, digest: str, tag: str | None = None, present: bool | None = None) -> None:
+    async def _copy_manifest(
+        self, digest: str, tag: str | None = None, present: bool | None = None, kind: str = "missing_manifest"
+    ) -> None:
         """Children, then blobs, then the manifest itself: by digest, or straight under `tag`.
 
         Pushing the top manifest under its tag stores it by digest too, so it takes one request
         instead of two; everything it references is already at the target by then. `present`
-        is what the caller already learnt from the target about `digest` (None: ask).
+        is what the caller already learnt from the target about `digest` (None: ask). A repair
+        walks the children and blobs of a present manifest too; `kind` is the drift a missing
+        manifest counts as.
         """
         if digest in self.tally.manifests_done and tag is None:
             return
@@ -146,7 +165,7 @@ class TagCopy:
         manifest = await self.source.manifest(digest)
         if present is None:
             present = await self.target.manifest_digest(digest) == digest
-        if present:
+        if present and not self.repair:
             if tag is not None:
                 await self.target.put_manifest(tag, manifest.payload, manifest.media_type)
             return
@@ -154,7 +173,16 @@ class TagCopy:
         for child in parsed.children:
             await self._copy_manifest(child.digest)
         await self._copy_blobs([blob.digest for blob in parsed.blobs if not blob.foreign])
-        await self.target.put_manifest(tag or digest, manifest.payload, manifest.media_type)
+        if not present or tag is not None:
+            await self.target.put_manifest(tag or digest, manifest.payload, manifest.media_type)
+        if not present and tag is None:
+            self._restored(kind)
+
+    def _restored(self, kind: str) -> None:
+        """Counts what a repair job restored at the target (a first copy restores nothing)."""
+        if self.repair:
+            self.restored[kind] += 1
+            metrics.SYNC_DRIFT_REPAIRED.labels(kind, self.target_name).inc()
 
     async def _copy_blobs(self, digests: list[str]) -> None:
         """Every blob of one manifest, a few at a time; the first failure stops the others."""
@@ -179,8 +207,10 @@ class TagCopy:
             seen.add(subject)
             for referrer in await self.source.referrers(subject):
                 if await self.target.manifest_digest(referrer) != referrer:
-                    await self._copy_manifest(referrer)
+                    await self._copy_manifest(referrer, present=False, kind="missing_referrer")
                     self.tally.referrers_copied += 1
+                elif self.repair:
+                    await self._copy_manifest(referrer, present=True)
                 pending.append(referrer)
 
     async def _copy_blob(self, digest: str) -> None:
@@ -197,10 +227,12 @@ class TagCopy:
             if started.location is None:
                 self.tally.mounted += 1
                 metrics.SYNC_BLOBS.labels("mounted", self.region).inc()
+                self._restored("missing_blob")
                 return
             location = started.location
         await self._upload(digest, location, offset)
         metrics.SYNC_BLOBS.labels("uploaded", self.region).inc()
+        self._restored("missing_blob")
 
     async def _resumable(self, digest: str) -> tuple[str | None, int]:
         """The session an earlier attempt left, and how much of it the target acknowledges."""

@@ -34,8 +34,8 @@ class QueueMemory:
         self.queue = queue
         self.job = job
 
-    async def last_copied(self) -> str | None:
-        return await self.queue.last_copied(self.job)
+    async def ever_copied(self, digest: str) -> bool:
+        return await self.queue.ever_copied(self.job, digest)
 
     async def saved_upload(self, digest: str) -> str | None:
         saved = await self.queue.transfer(self.job.id, digest)
@@ -123,5 +123,13 @@ class JobRunner:
         if target is None:
             return Outcome(JobStatus.FAILED, f"region {job.remote_region_id} is not a peer")
         source = LocalSource(self.db, self.store, job.repository_id, f"{job.namespace}/{job.repo_name}")
-        copy = TagCopy(source, target, QueueMemory(self.queue, job), self.chunk_bytes, job.remote_region_id)
+        copy = TagCopy(
+            source,
+            target,
+            QueueMemory(self.queue, job),
+            self.chunk_bytes,
+            job.remote_region_id,
+            repair=job.trigger == "repair",
+            target_name=f"{job.remote_region_id}/{job.remote_namespace}",
+        )
         return await copy.run(job.tag, job.override)

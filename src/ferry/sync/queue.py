@@ -147,21 +147,17 @@ class JobQueue:
             )
         return JobStatus.WAITING
 
-    async def last_copied(self, job: SyncJob) -> str | None:
-        """The digest the last successful copy of this tag to this target left there."""
+    async def ever_copied(self, job: SyncJob, digest: str) -> bool:
+        """Whether this sync ever copied `digest` to this tag and target."""
         async with self.db.read() as session:
-            return await session.scalar(
-                select(SyncJob.digest)
-                .where(
-                    SyncJob.namespace == job.namespace,
-                    SyncJob.repo_name == job.repo_name,
-                    SyncJob.remote_region_id == job.remote_region_id,
-                    SyncJob.remote_namespace == job.remote_namespace,
-                    SyncJob.tag == job.tag,
-                    SyncJob.status == JobStatus.SUCCESS,
-                )
-                .order_by(SyncJob.id.desc())
-                .limit(1)
+            return await ever_copied(
+                session,
+                job.namespace,
+                job.repo_name,
+                job.remote_region_id,
+                job.remote_namespace,
+                job.tag,
+                digest,
             )
 
     async def transfer(self, job_id: int, digest: str) -> SyncTransfer | None:
@@ -181,3 +177,33 @@ class JobQueue:
             row = await session.get(SyncTransfer, (job_id, digest))
             if row is not None:
                 await session.delete(row)
+
+
+async def ever_copied(
+    session: AsyncSession,
+    namespace: str,
+    repo_name: str,
+    region: str,
+    remote_namespace: str,
+    tag: str,
+    digest: str,
+) -> bool:
+    """Whether a job of this sync ever wrote (or found current and verified) `digest` under the
+    tag at the target. Any such digest is ours, not only the last one: a target restored from an
+    old backup holds an older copy of ours, which the sync may update (no conflict)."""
+    found = await session.scalar(
+        select(SyncJob.id)
+        .where(
+            SyncJob.namespace == namespace,
+            SyncJob.repo_name == repo_name,
+            SyncJob.remote_region_id == region,
+            SyncJob.remote_namespace == remote_namespace,
+            SyncJob.tag == tag,
+            or_(
+                SyncJob.written_digest == digest,
+                and_(SyncJob.status == JobStatus.SUCCESS, SyncJob.digest == digest),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
