@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     # Retention policies (README, "Retention"): each runs when set and then every interval
     # seconds (0: only when set or asked, POST …/retentions/{id}/run).
     retention_interval_seconds: float = Field(default=3600, ge=0)
+    # Audit and self-repair (README, "Audit and self-repair"): the background reconciler audits
+    # every repository with sync rules every interval seconds (0: never; only `ferry sync audit`)
+    # and queues repairs; audit requests to each peer are paced to `audit_rate` per second; a
+    # fraction of the blobs found present is read back and re-hashed (0: none).
+    audit_interval_seconds: float = Field(default=3600, ge=0)
+    audit_rate: float = Field(default=100, gt=0)
+    audit_verify_sample: float = Field(default=0, ge=0, le=1)
     # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

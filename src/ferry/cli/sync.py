@@ -351,3 +351,9 @@ async def _call_open(client: PeerClient, method: str, path: str, body: Any = Non
         console.print(f"[red]error {response.status}:[/red] {escape(str(message))}", soft_wrap=True)
         raise typer.Exit(1)
     return document
+
+
+# Commands in modules of their own, registered here (they import this module's helpers).
+from ferry.cli.audit import audit_command  # noqa: E402
+
+sync_app.command("audit")(audit_command)

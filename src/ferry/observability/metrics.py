@@ -140,3 +140,18 @@ RETENTION_RUNS = Counter(
 RETENTION_DELETED_TAGS = Counter(
     "ferry_retention_deleted_tags_total", "Tags retention policies deleted (GC frees their bytes later)."
 )
+
+# --- Audit and self-repair (sync/audit.py, sync/reconciler.py, sync/copier.py) ---------------
+SYNC_DRIFT_FOUND = Counter(
+    "ferry_sync_drift_found_total",
+    "Drift audits found between a source tag and a sync target, by kind and target (REGION/ORG).",
+    ["kind", "target"],
+)
+SYNC_DRIFT_REPAIRED = Counter(
+    "ferry_sync_drift_repaired_total",
+    "What repair jobs restored at a target (a tag, a blob, a manifest, a referrer), by kind and target.",
+    ["kind", "target"],
+)
+AUDIT_REQUESTS = Counter(
+    "ferry_audit_requests_total", "Registry requests audits sent to peers, by target (REGION/ORG).", ["target"]
+)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.service import Principal, allowed_actions, principal_by_id
 from ferry.metadata.db import Database
-from ferry.metadata.models import Account, Organization, Repository, SyncJob
+from ferry.metadata.models import Account, Organization, Repository, SyncJob, SyncRule
 from ferry.names import ImageName
 from ferry.sync.peer_client import Actor, PeerClient
 
@@ -54,22 +54,34 @@ async def check_target(client: PeerClient, actor: Actor, namespace: str, reposit
 
 async def job_actor(db: Database, job: SyncJob) -> Actor:
     """The actor of a job about to run, after checking what it may still do here."""
+    source = ImageName(job.namespace, job.repo_name)
+    return await _checked_actor(db, job.actor_id, source, job.repository_id, rule_owner=job.trigger == "auto")
+
+
+async def rule_actor(db: Database, rule: SyncRule, source: ImageName) -> Actor:
+    """Whom an automatic rule's copies act for (its owner), checked as an automatic job's actor
+    is; an audit reads the target with these rights, and the reconciler's repairs copy with them."""
+    return await _checked_actor(db, rule.creator_id, source, rule.repository_id, rule_owner=True)
+
+
+async def _checked_actor(
+    db: Database, actor_id: int | None, source: ImageName, repository_id: int | None, rule_owner: bool
+) -> Actor:
     async with db.read() as session:
-        principal = await principal_by_id(session, job.actor_id) if job.actor_id is not None else None
+        principal = await principal_by_id(session, actor_id) if actor_id is not None else None
         if principal is None:
             raise SyncRefused(
                 "the user this sync copies for no longer exists here; "
                 "an administrator must create the rule (or run the manual sync) again"
             )
-        source = ImageName(job.namespace, job.repo_name)
         if "pull" not in await allowed_actions(session, principal, source):
             raise SyncRefused(f"user {principal.name} may no longer read {source} here")
-        if job.trigger == "auto":
-            organization = await _organization_of(session, job.repository_id)
+        if rule_owner:
+            organization = await _organization_of(session, repository_id)
             if organization is None or not may_configure_rules(principal, organization):
                 raise SyncRefused(
                     f"the rule's owner {principal.name} is no longer an administrator of the "
-                    f"account owning {job.namespace}; an administrator must create the rule again"
+                    f"account owning {source.organization}; an administrator must create the rule again"
                 )
         return await actor_of(session, principal)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -169,6 +169,30 @@ class PeerClient:
                 raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
             self._raise_for_retryable(result)
             return result
+        raise PeerError(f"region {self.peer.id} refused the credentials", retryable=False, status=401)
+
+    async def read_into(
+        self, url: str, repository: str, sink: Callable[[bytes], None], actor: Actor | None = None
+    ) -> int:
+        """GET `url` (a blob), handing its body to `sink` chunk by chunk, never whole in memory;
+        returns the status (the body is read only on 200)."""
+        for attempt in range(2):
+            headers = {}
+            if (token := self._tokens.get((repository, actor))) is not None:
+                headers["Authorization"] = f"Bearer {token}"
+            try:
+                async with self.session.get(self.url(url), headers=headers) as response:
+                    if response.status in (401, 403) and attempt == 0 and _is_challenge(response):
+                        challenge = response.headers.get("WWW-Authenticate", "")
+                        await self._authenticate(repository, challenge, actor)
+                        continue
+                    self._raise_for_retryable(PeerResponse(response.status, dict(response.headers), b""))
+                    if response.status == 200:
+                        async for chunk in response.content.iter_chunked(1024 * 1024):
+                            sink(chunk)
+                    return response.status
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
         raise PeerError(f"region {self.peer.id} refused the credentials", retryable=False, status=401)
 
     def _raise_for_retryable(self, response: PeerResponse) -> None:

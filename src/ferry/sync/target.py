@@ -6,7 +6,9 @@ refusal leaves as PeerError (retryable or not) or UploadPositionLost, never as a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import hashlib
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +19,9 @@ from ferry.sync.peer_client import Actor, PeerClient, PeerResponse, error_text
 
 # Every manifest type a copy can carry, so the target answers with the stored digest.
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
+# Tags asked for per page of the tag list (an audit's first look at a target).
+TAG_PAGE = 1000
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,22 @@ def refused(what: str, response: PeerResponse) -> PeerError:
 
 
 class OciTarget:
-    """A repository at a peer region, written with the rights of the job's actor."""
+    """A repository at a peer region, written with the rights of the job's actor.
 
-    def __init__(self, client: PeerClient, repository: str, actor: Actor) -> None:
+    `before_call`, when given, is awaited before each registry request (an audit paces and
+    counts its requests with it)."""
+
+    def __init__(
+        self,
+        client: PeerClient,
+        repository: str,
+        actor: Actor,
+        before_call: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.client = client
         self.repository = repository
         self.actor = actor
+        self.before_call = before_call
 
     def describe(self, reference: str) -> str:
         return f"{self.repository}:{reference} in {self.client.peer.id}"
@@ -91,6 +106,8 @@ class OciTarget:
         data: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> PeerResponse:
+        if self.before_call is not None:
+            await self.before_call()
         return await self.client.registry(
             method, url, self.repository, data=data, headers=headers, actor=self.actor
         )
@@ -152,3 +169,29 @@ class OciTarget:
         response = await self._call("PUT", path, data=payload, headers={"Content-Type": media_type})
         if response.status != 201:
             raise refused(f"pushing manifest {self.repository}:{reference}", response)
+
+    # What an audit reads (sync/audit.py)
+
+    async def tag_pages(self) -> AsyncIterator[list[str]]:
+        """The repository's tags there, a page at a time (none when the repository is missing)."""
+        url: str | None = f"/v2/{self.repository}/tags/list?n={TAG_PAGE}"
+        while url is not None:
+            response = await self._call("GET", url)
+            if response.status == 404:
+                return
+            if response.status != 200:
+                raise refused(f"listing the tags of {self.repository}", response)
+            tags = [str(t) for t in (response.json() or {}).get("tags") or []]
+            yield tags
+            found = _NEXT.search(response.headers.get("Link", ""))
+            url = found.group(1) if found and tags else None
+
+    async def blob_sha256(self, digest: str) -> str | None:
+        """The digest of the blob's bytes as the target serves them (streamed and hashed, never
+        held whole); None when the target does not serve it."""
+        if self.before_call is not None:
+            await self.before_call()
+        hasher = hashlib.sha256()
+        path = f"/v2/{self.repository}/blobs/{digest}"
+        status = await self.client.read_into(path, self.repository, hasher.update, actor=self.actor)
+        return "sha256:" + hasher.hexdigest() if status == 200 else None

@@ -1,0 +1,321 @@
+"""Audit: compare a repository with each target of its rules, and queue the jobs that repair it.
+
+For each rule (or only those to one region) the audit reads the target as the rule's owner
+(sync.authorization.rule_actor), paced per peer (sync.pacing): the tag list (pages of a
+thousand), then for every tag this sync is responsible for a HEAD of the tag, and, when the tag
+is at the source's digest, a HEAD of every child manifest, every blob (config and layers) and
+every referrer, each digest once per target and audit; a sampled blob is read back and re-hashed.
+
+A tag is the sync's responsibility when a job ever ran for it to that target: tags that existed
+before a rule and were never copied are not drift (SYNC.md, triggers 3). A tag with a job
+waiting or running is skipped (counted as pending): the sync is on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ferry.identity.caller import EDIT, READ, Operator
+from ferry.identity.service import Principal
+from ferry.images.repositories import repository_for
+from ferry.metadata.db import Database
+from ferry.metadata.models import JobStatus, Repository, SyncJob, SyncRule, Tag
+from ferry.names import ImageName
+from ferry.observability import metrics
+from ferry.storage import BlobStore
+from ferry.sync import pacing
+from ferry.sync.audit_report import AuditReport, Drift, record
+from ferry.sync.authorization import SyncRefused, rule_actor
+from ferry.sync.errors import PeerError
+from ferry.sync.peer_client import PeerClient
+from ferry.sync.queue import ever_copied
+from ferry.sync.rules import TargetRegionUnknown
+from ferry.sync.source import LocalSource
+from ferry.sync.target import OciTarget
+from ferry.sync.triggers import Target, enqueue
+
+# Tags audited at once per target: round trips overlap; the token bucket bounds the rate.
+CONCURRENCY = 8
+# How often (in tags) a long audit calls its heartbeat (the reconciler renews its claim).
+HEARTBEAT_TAGS = 100
+Heartbeat = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    region: str | None = None  # only the rules to this region
+    verify_sample: float = 0.0  # fraction of present blobs read back and re-hashed
+    rate: float = 100.0  # requests a second to one peer (shared by every audit of the process)
+    trigger: str = "api"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Who repair jobs act for: `actor_id` None means each rule's owner (the reconciler)."""
+
+    operator: Operator
+    actor_id: int | None
+
+
+class TargetAudit:
+    """One rule's target: what it holds against what the source says it should."""
+
+    def __init__(
+        self,
+        report: AuditReport,
+        source: LocalSource,
+        target: OciTarget,
+        name: str,
+        options: AuditOptions,
+        heartbeat: Heartbeat | None,
+    ) -> None:
+        self.report = report
+        self.source = source
+        self.target = target
+        self.name = name  # REGION/ORG
+        self.options = options
+        self.heartbeat = heartbeat
+        self.manifests: set[str] = set()  # digests asked about (each once per audit)
+        self.blobs: set[str] = set()
+        self.done = 0
+
+    def _drift(self, kind: str, tag: str, digest: str, detail: str) -> None:
+        self.report.found(Drift(kind, tag, self.name, digest, detail))
+
+    async def run(self, rule: SyncRule, tags: dict[str, str], watched: set[str], pending: set[str]) -> None:
+        present: set[str] = set()
+        async for page in self.target.tag_pages():
+            present.update(page)
+        todo = iter(sorted(watched))
+
+        async def worker() -> None:
+            for tag in todo:
+                if tag in pending:
+                    self.report.pending += 1
+                    continue
+                await self._tag(rule, tag, tags[tag], tag in present)
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+    async def _tag(self, rule: SyncRule, tag: str, digest: str, listed: bool) -> None:
+        self.report.tags_checked += 1
+        self.done += 1
+        if self.heartbeat is not None and self.done % HEARTBEAT_TAGS == 0:
+            await self.heartbeat()
+        where = self.target.describe(tag)
+        current = await self.target.manifest_digest(tag) if listed else None
+        if current is None:
+            self._drift("missing_tag", tag, digest, f"{where} is missing; the source has {digest}")
+        elif current != digest:
+            if rule.override or await self._ours(rule, tag, current):
+                detail = f"{where} is at {current}, the source at {digest}"
+                self._drift("digest_mismatch", tag, digest, detail)
+            else:
+                detail = f"{where} holds {current}, which this sync never wrote, and override is off"
+                self._drift("conflict", tag, current, detail)
+        else:
+            await self._content(tag, digest)
+
+    async def _ours(self, rule: SyncRule, tag: str, digest: str) -> bool:
+        async with self.source.db.read() as session:
+            return await ever_copied(
+                session,
+                self.report.namespace,
+                self.report.repository,
+                rule.remote_region_id,
+                rule.remote_namespace,
+                tag,
+                digest,
+            )
+
+    async def _content(self, tag: str, digest: str) -> None:
+        """Every child manifest, blob and referrer under a tag the target shows at our digest."""
+        tree = await self.source.tree(digest)
+        self.manifests.add(digest)  # its tag resolved to it
+        for child in tree[1:]:
+            await self._manifest(tag, child, "missing_manifest")
+        for manifest in tree:
+            await self._blobs(tag, manifest)
+        await self._referrers(tag, tree)
+
+    async def _manifest(self, tag: str, digest: str, kind: str) -> bool:
+        """Asks for a manifest once per audit; False (and drift) when the target lacks it."""
+        if digest in self.manifests:
+            return True
+        self.manifests.add(digest)
+        if await self.target.manifest_digest(digest) == digest:
+            return True
+        what = "referrer" if kind == "missing_referrer" else "manifest"
+        self._drift(kind, tag, digest, f"{what} {digest} of {self.target.describe(tag)} is missing")
+        return False
+
+    async def _blobs(self, tag: str, manifest: str) -> None:
+        parsed = (await self.source.manifest(manifest)).parsed
+        for blob in parsed.blobs:
+            if blob.foreign or blob.digest in self.blobs:
+                continue
+            self.blobs.add(blob.digest)
+            if not await self.target.has_blob(blob.digest):
+                detail = f"blob {blob.digest} of {self.target.describe(tag)} is missing"
+                self._drift("missing_blob", tag, blob.digest, detail)
+            elif self.options.verify_sample and random.random() < self.options.verify_sample:
+                actual = await self.target.blob_sha256(blob.digest)
+                if actual != blob.digest:
+                    detail = f"blob {blob.digest} of {self.target.describe(tag)} reads back as {actual}"
+                    self._drift("corrupt_blob", tag, blob.digest, detail)
+
+    async def _referrers(self, tag: str, subjects: list[str]) -> None:
+        """Referrers of the tag's manifests, and theirs in turn, as the copier copies them."""
+        seen: set[str] = set()
+        todo = list(subjects)
+        while todo:
+            subject = todo.pop()
+            if subject in seen:
+                continue
+            seen.add(subject)
+            for referrer in await self.source.referrers(subject):
+                if await self._manifest(tag, referrer, "missing_referrer"):
+                    await self._blobs(tag, referrer)
+                todo.append(referrer)
+
+
+async def _job_tags(db: Database, repository_id: int, rule: SyncRule) -> tuple[set[str], set[str]]:
+    """Tags with any job to the rule's target, and those with one waiting or running."""
+    where = (
+        (SyncJob.repository_id == repository_id)
+        & (SyncJob.remote_region_id == rule.remote_region_id)
+        & (SyncJob.remote_namespace == rule.remote_namespace)
+    )
+    unfinished = SyncJob.status.in_([JobStatus.WAITING, JobStatus.RUNNING])
+    async with db.read() as session:
+        watched = set(await session.scalars(select(SyncJob.tag).where(where).distinct()))
+        pending = set(await session.scalars(select(SyncJob.tag).where(where & unfinished).distinct()))
+    return watched, pending
+
+
+async def audit_repository(
+    db: Database,
+    store: BlobStore,
+    peers: Mapping[str, PeerClient],
+    repository: Repository,
+    namespace: str,
+    options: AuditOptions,
+    heartbeat: Heartbeat | None = None,
+) -> tuple[AuditReport, list[SyncRule]]:
+    """Audits the repository against each of its rules' targets; returns the report and the
+    rules audited (a repair needs them)."""
+    report = AuditReport(namespace, repository.name, options.region, options.trigger)
+    async with db.read() as session:
+        query = select(SyncRule).where(SyncRule.repository_id == repository.id).order_by(SyncRule.id)
+        rules = [r for r in await session.scalars(query) if options.region in (None, r.remote_region_id)]
+        rows = await session.execute(select(Tag.name, Tag.digest).where(Tag.repository_id == repository.id))
+        tags = {name: digest for name, digest in rows}
+    source = LocalSource(db, store, repository.id, f"{namespace}/{repository.name}")
+    for rule in rules:
+        await _audit_rule(db, peers, report, source, rule, tags, options, heartbeat)
+    return report, rules
+
+
+async def _audit_rule(
+    db: Database,
+    peers: Mapping[str, PeerClient],
+    report: AuditReport,
+    source: LocalSource,
+    rule: SyncRule,
+    tags: dict[str, str],
+    options: AuditOptions,
+    heartbeat: Heartbeat | None,
+) -> None:
+    name = f"{rule.remote_region_id}/{rule.remote_namespace}"
+    report.targets.append(name)
+    client = peers.get(rule.remote_region_id)
+    if client is None:
+        report.errors.append(f"{name}: region {rule.remote_region_id} is not a peer")
+        return
+    try:
+        actor = await rule_actor(db, rule, ImageName(report.namespace, report.repository))
+    except SyncRefused as refused:
+        report.errors.append(f"{name}: {refused}")
+        return
+    bucket = pacing.bucket_for(client.peer.id, options.rate)
+
+    async def paced() -> None:
+        await bucket.acquire()
+        report.requests += 1
+        metrics.AUDIT_REQUESTS.labels(name).inc()
+
+    target = OciTarget(client, f"{rule.remote_namespace}/{report.repository}", actor, paced)
+    watched, pending = await _job_tags(db, source.repository_id, rule)
+    audit = TargetAudit(report, source, target, name, options, heartbeat)
+    try:
+        await audit.run(rule, tags, watched & set(tags), pending)
+    except PeerError as error:
+        report.errors.append(f"{name}: audit stopped: {error}")
+
+
+async def queue_repairs(
+    db: Database, repository_id: int, report: AuditReport, rules: list[SyncRule], repair: Repair
+) -> None:
+    """One job with trigger "repair" per (tag, target) with repairable drift (sync.triggers
+    coalesces it with a job already waiting); sets `report.repaired`."""
+    by_target = {f"{r.remote_region_id}/{r.remote_namespace}": r for r in rules}
+    wanted = [d for d in report.drift if d.repairable and d.target in by_target]
+    if not wanted:
+        return
+    async with db.write() as session:
+        repository = await session.get(Repository, repository_id)
+        if repository is None:
+            return
+        queued: set[tuple[str, str]] = set()
+        for drift in wanted:
+            if (drift.tag, drift.target) in queued:
+                continue
+            queued.add((drift.tag, drift.target))
+            rule = by_target[drift.target]
+            actor_id = repair.actor_id if repair.actor_id is not None else rule.creator_id
+            copy = Target(rule.remote_region_id, rule.remote_namespace, rule.override, actor_id)
+            await enqueue(session, repository, drift.tag, copy, "repair", repair.operator)
+    report.repaired = len(wanted)
+
+
+async def audit_and_repair(
+    db: Database,
+    store: BlobStore,
+    peers: Mapping[str, PeerClient],
+    repository: Repository,
+    namespace: str,
+    options: AuditOptions,
+    repair: Repair | None,
+    heartbeat: Heartbeat | None = None,
+) -> AuditReport:
+    """An audit, its repairs when asked, and its audit_runs record."""
+    report, rules = await audit_repository(db, store, peers, repository, namespace, options, heartbeat)
+    if repair is not None:
+        await queue_repairs(db, repository.id, report, rules, repair)
+    await record(db, report)
+    return report
+
+
+async def requested_audit(
+    db: Database,
+    store: BlobStore,
+    peers: Mapping[str, PeerClient],
+    principal: Principal,
+    namespace: str,
+    name: str,
+    options: AuditOptions,
+    repair: bool,
+) -> AuditReport:
+    """An audit someone asked for: reading the repository suffices; repairing needs what a
+    manual sync needs (edit rights on the source), and the repair jobs act for the caller."""
+    if options.region is not None and options.region not in peers:
+        raise TargetRegionUnknown(options.region, list(peers))
+    async with db.read() as session:
+        _, repository = await repository_for(session, principal, namespace, name, EDIT if repair else READ)
+    fix = Repair(principal.operator, principal.user_id) if repair else None
+    return await audit_and_repair(db, store, peers, repository, namespace, options, fix)
