@@ -186,7 +186,10 @@ def create_app(settings: Settings) -> web.Application:
         gc.start()
         retention = retention_schedule(settings.retention_interval_seconds, region.db)
         retention.start()
+        reconciler = region.reconciler()
+        reconciler.start()
         yield
+        await reconciler.stop()
         await retention.stop()
         await gc.stop()
         await worker.stop()

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from ferry.config import Settings
 from ferry.images.events import TagEvents
+from ferry.images.periodic import Periodic
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import upgrade
 from ferry.storage import BlobStore, open_store
 from ferry.sync.peer_client import PeerClient
+from ferry.sync.reconciler import reconciler_schedule
 from ferry.sync.triggers import SyncTriggers
 from ferry.sync.worker import SyncWorker
 
@@ -30,6 +32,10 @@ class Region:
 
     def sync_worker(self) -> SyncWorker:
         return SyncWorker(self.settings, self.db, self.store, self.peer_clients)
+
+    def reconciler(self) -> Periodic:
+        """The background audit and repair (started by `ferry serve` when its interval is > 0)."""
+        return reconciler_schedule(self.settings, self.db, self.store, self.peer_clients)
 
     async def prepare(self) -> None:
         """Fails fast on unusable storage, then brings the schema up to date."""

@@ -60,6 +60,8 @@ def summary(audits: list[dict[str, Any]], repair: bool) -> str:
     line = f"{len(audits)} repositories, {tags} tags checked, {requests} requests, {drift} drift"
     if pending:
         line += f", {pending} tags skipped (a sync job is on them)"
+    if not_synced := sum(a.get("notSynced", 0) for a in audits):
+        line += f", {not_synced} tags never synced (not drift)"
     if repair:
         line += f", {sum(a['repaired'] for a in audits)} repaired by queued jobs"
     return line

@@ -54,6 +54,7 @@ class AuditView(BaseModel):
     repository: str
     tagsChecked: int
     pending: int
+    notSynced: int
     requests: int
     drift: list[DriftView]
     repaired: int

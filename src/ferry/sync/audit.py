@@ -6,9 +6,10 @@ thousand), then for every tag this sync is responsible for a HEAD of the tag, an
 is at the source's digest, a HEAD of every child manifest, every blob (config and layers) and
 every referrer, each digest once per target and audit; a sampled blob is read back and re-hashed.
 
-A tag is the sync's responsibility when a job ever ran for it to that target: tags that existed
-before a rule and were never copied are not drift (SYNC.md, triggers 3). A tag with a job
-waiting or running is skipped (counted as pending): the sync is on it.
+Every source tag is compared. One the target lacks is drift only when a job of this sync ever
+ran for it: a tag that existed before its rule and was never copied is counted as not synced
+(SYNC.md, triggers 3), not repaired into existence. A tag with a job waiting or running is
+skipped (counted as pending): the sync is on it.
 """
 
 from __future__ import annotations
@@ -87,18 +88,21 @@ class TargetAudit:
     def _drift(self, kind: str, tag: str, digest: str, detail: str) -> None:
         self.report.found(Drift(kind, tag, self.name, digest, detail))
 
-    async def run(self, rule: SyncRule, tags: dict[str, str], watched: set[str], pending: set[str]) -> None:
+    async def run(self, rule: SyncRule, tags: dict[str, str], synced: set[str], pending: set[str]) -> None:
+        """`synced`: the tags a job of this sync ever ran for; `pending`: those with one unfinished."""
         present: set[str] = set()
         async for page in self.target.tag_pages():
             present.update(page)
-        todo = iter(sorted(watched))
+        todo = iter(sorted(tags))
 
         async def worker() -> None:
             for tag in todo:
                 if tag in pending:
                     self.report.pending += 1
-                    continue
-                await self._tag(rule, tag, tags[tag], tag in present)
+                elif tag not in present and tag not in synced:
+                    self.report.not_synced += 1
+                else:
+                    await self._tag(rule, tag, tags[tag], tag in present)
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
@@ -250,10 +254,10 @@ async def _audit_rule(
         metrics.AUDIT_REQUESTS.labels(name).inc()
 
     target = OciTarget(client, f"{rule.remote_namespace}/{report.repository}", actor, paced)
-    watched, pending = await _job_tags(db, source.repository_id, rule)
+    synced, pending = await _job_tags(db, source.repository_id, rule)
     audit = TargetAudit(report, source, target, name, options, heartbeat)
     try:
-        await audit.run(rule, tags, watched & set(tags), pending)
+        await audit.run(rule, tags, synced, pending)
     except PeerError as error:
         report.errors.append(f"{name}: audit stopped: {error}")
 

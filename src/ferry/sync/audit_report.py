@@ -51,6 +51,7 @@ class AuditReport:
     trigger: str  # "api" or "reconciler"
     tags_checked: int = 0
     pending: int = 0  # tags skipped because a sync job for them is waiting or running
+    not_synced: int = 0  # tags missing at a target that this sync never copied (not drift)
     requests: int = 0
     drift: list[Drift] = field(default_factory=list)
     repaired: int = 0  # drift items a repair job was queued for
@@ -64,12 +65,13 @@ class AuditReport:
         metrics.SYNC_DRIFT_FOUND.labels(drift.kind, drift.target).inc()
 
     def view(self) -> dict[str, Any]:
-        """The API's answer (contract 5), plus pending, targets and errors."""
+        """The API's answer (contract 5), plus pending, notSynced, targets and errors."""
         return {
             "auditId": self.audit_id,
             "repository": f"{self.namespace}/{self.repository}",
             "tagsChecked": self.tags_checked,
             "pending": self.pending,
+            "notSynced": self.not_synced,
             "requests": self.requests,
             "drift": [asdict(d) for d in self.drift],
             "repaired": self.repaired,

@@ -1,0 +1,201 @@
+"""Audit and self-repair between two real regions: the test damages region B directly (a tag, a
+blob file, a child manifest of an index, a referrer), `ferry sync audit` finds each kind of drift,
+`--repair` fixes all of it, and the background reconciler does too on its own.
+
+Results are read from the APIs and /metrics, never from logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ferry.images.digests import sha256_digest
+from tests.support.images import Image, make_image, make_index, push_image
+from tests.support.layouts import OCI_INDEX
+from tests.support.names import unique
+from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
+from tests.support.server import FerryServer
+from tests.support.sync_helpers import (
+    ACCEPT,
+    create_org,
+    create_repo,
+    create_rule,
+    jobs,
+    manage,
+    push_signature,
+    referrer_digests,
+    registry,
+    wait_for,
+    wait_tag,
+)
+
+A, B = "cn-north-4", "cn-east-3"
+KINDS = {"missing_tag", "missing_blob", "missing_manifest", "missing_referrer"}
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regions]:
+    # No reconciler at first: the CLI's audit must see the damage before anything heals it.
+    env = {"FERRY_AUDIT_INTERVAL_SECONDS": "0", "FERRY_AUDIT_RATE": "200"}
+    started = make_regions(tmp_path_factory.mktemp("audit"), [A, B], extra_env=env)
+    yield started
+    started.stop()
+
+
+@dataclass(frozen=True)
+class Synced:
+    """org/app at A, synced to the same organization at B: an index of two platforms under
+    `multi` with a signature, and one image under `single`."""
+
+    org: str
+    index: Image
+    single: Image
+    signature: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.org}/app"
+
+    @property
+    def manifests(self) -> set[str]:
+        return set(self.index.all_manifests()) | {self.single.digest, self.signature}
+
+
+def _settled(a: FerryServer, org: str) -> bool:
+    return all(j["status"] in ("success", "existed") for j in jobs(a, org, "app"))
+
+
+def sync_repository(a: FerryServer, b: FerryServer) -> Synced:
+    org = unique("audit")
+    create_org(a, org)
+    create_org(b, org)
+    create_repo(a, org, "app")
+    create_rule(a, org, "app", B, org)
+    index, single = make_index(org), make_image(f"{org}-single")
+    push_image(registry(a), f"{org}/app", "multi", index)
+    push_image(registry(a), f"{org}/app", "single", single)
+    signature = push_signature(a, f"{org}/app", index.digest, OCI_INDEX, len(index.manifest), "signed")
+    synced = Synced(org, index, single, signature)
+    wait_tag(b, synced.name, "multi", index.digest)
+    wait_tag(b, synced.name, "single", single.digest)
+    wait_for(lambda: signature in referrer_digests(b, synced.name, index.digest), "the signature at B")
+    wait_for(lambda: _settled(a, org), "the sync jobs to end")
+    return synced
+
+
+def damage(b: FerryServer, synced: Synced) -> None:
+    """At B, behind the sync's back: a tag, a blob file, a child manifest, a referrer."""
+    path = f"/v2/manage/namespaces/{synced.org}/repos/app/tags/single"
+    assert manage(b).request("DELETE", path).status_code == 204
+    amd64, arm64 = synced.index.children
+    layer = json.loads(amd64.manifest)["layers"][0]["digest"]
+    hexdigest = layer.removeprefix("sha256:")
+    (b.data / "storage" / "blobs" / "sha256" / hexdigest[:2] / hexdigest).unlink()
+    for digest in (arm64.digest, synced.signature):
+        response = registry(b).delete(f"/v2/{synced.name}/manifests/{digest}")
+        assert response.status_code == 202, response.text
+
+
+def audit(a: FerryServer, target: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
+    """`ferry sync audit TARGET --json FLAGS` against region A: exit code and the audits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    connection = ["--endpoint", a.url, "--ak", ACCESS_KEY, "--sk", SECRET_KEY]
+    result = subprocess.run(
+        [sys.executable, "-m", "ferry", "sync", "audit", target, "--json", *connection, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def kinds(audits: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Drift kinds by tag."""
+    found: dict[str, set[str]] = {}
+    for item in (d for a in audits for d in a["drift"]):
+        found.setdefault(item["tag"], set()).add(item["kind"])
+    return found
+
+
+def intact_at_b(b: FerryServer, synced: Synced) -> bool:
+    """Every tag, manifest and blob of the repository is served by B, byte for byte."""
+    client = registry(b)
+    tags = {"multi": synced.index.digest, "single": synced.single.digest}
+    for tag, digest in tags.items():
+        head = client.head(f"/v2/{synced.name}/manifests/{tag}", headers={"Accept": ACCEPT})
+        if head.headers.get("Docker-Content-Digest") != digest:
+            return False
+    for digest in synced.manifests:
+        response = client.get(f"/v2/{synced.name}/manifests/{digest}", headers={"Accept": ACCEPT})
+        if response.status_code != 200 or sha256_digest(response.content) != digest:
+            return False
+    for digest in set(synced.index.all_blobs()) | set(synced.single.blobs):
+        response = client.get(f"/v2/{synced.name}/blobs/{digest}")
+        if response.status_code != 200 or sha256_digest(response.content) != digest:
+            return False
+    return True
+
+
+def repaired_total(server: FerryServer, kind: str, target: str) -> float:
+    text = registry(server).get("/metrics").text
+    pattern = rf'^ferry_sync_drift_repaired_total\{{kind="{kind}",target="{re.escape(target)}"\}} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_audit_finds_every_kind_of_drift_and_repair_fixes_it(regions: Regions) -> None:
+    a, b = regions[A], regions[B]
+    synced = sync_repository(a, b)
+    code, audits = audit(a, synced.name)
+    assert code == 0 and audits[0]["drift"] == [] and audits[0]["tagsChecked"] == 2, audits
+    assert audits[0]["requests"] > 0 and audits[0]["auditId"]
+
+    damage(b, synced)
+    code, audits = audit(a, synced.name)
+    assert code == 1
+    assert kinds(audits) == {"single": {"missing_tag"}, "multi": KINDS - {"missing_tag"}}, audits
+    # The organization form audits each of its repositories, here the one.
+    code, by_org = audit(a, synced.org, "--to", B)
+    assert code == 1 and kinds(by_org) == kinds(audits)
+
+    before = {j["id"] for j in jobs(a, synced.org, "app")}
+    code, repaired = audit(a, synced.name, "--repair")
+    assert code == 1 and repaired[0]["repaired"] == 4, repaired
+
+    def repairs_done() -> list[dict[str, Any]] | None:
+        found = [j for j in jobs(a, synced.org, "app") if j["id"] not in before]
+        return found if found and all(j["status"] == "success" for j in found) else None
+
+    done = wait_for(repairs_done, "the repair jobs to succeed")
+    assert {j["tag"] for j in done} == {"single", "multi"} and {j["trigger"] for j in done} == {"repair"}
+    code, audits = audit(a, synced.name)
+    assert code == 0 and audits[0]["drift"] == [], audits
+    assert intact_at_b(b, synced)
+    target = f"{B}/{synced.org}"
+    assert all(repaired_total(a, kind, target) >= 1 for kind in KINDS)
+
+
+def test_the_reconciler_heals_region_b_by_itself(regions: Regions) -> None:
+    a, b = regions[A], regions[B]
+    synced = sync_repository(a, b)
+    target = f"{B}/{synced.org}"
+    a.stop()
+    a.env["FERRY_AUDIT_INTERVAL_SECONDS"] = "1"
+    a.start()
+    damage(b, synced)
+    assert not intact_at_b(b, synced)
+    wait_for(lambda: intact_at_b(b, synced), "the reconciler to repair region B")
+    assert all(repaired_total(a, kind, target) >= 1 for kind in KINDS)
+    code, audits = audit(a, synced.name)
+    assert code == 0 and audits[0]["drift"] == [], audits
