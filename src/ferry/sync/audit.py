@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from ferry.identity.caller import EDIT, READ, Operator
 from ferry.identity.service import Principal
+from ferry.images.manifest_format import ParsedManifest
 from ferry.images.repositories import repository_for
 from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, Repository, SyncJob, SyncRule, Tag
@@ -83,6 +84,8 @@ class TargetAudit:
         self.heartbeat = heartbeat
         self.manifests: set[str] = set()  # digests asked about (each once per audit)
         self.blobs: set[str] = set()
+        self.walked: set[str] = set()  # manifests whose blobs and children were looked at
+        self.subjects: set[str] = set()  # manifests whose referrers were looked at
         self.done = 0
 
     def _drift(self, kind: str, tag: str, digest: str, detail: str) -> None:
@@ -139,13 +142,22 @@ class TargetAudit:
 
     async def _content(self, tag: str, digest: str) -> None:
         """Every child manifest, blob and referrer under a tag the target shows at our digest."""
-        tree = await self.source.tree(digest)
         self.manifests.add(digest)  # its tag resolved to it
-        for child in tree[1:]:
-            await self._manifest(tag, child, "missing_manifest")
-        for manifest in tree:
-            await self._blobs(tag, manifest)
+        tree: list[str] = []
+        await self._walk(tag, digest, tree)
         await self._referrers(tag, tree)
+
+    async def _walk(self, tag: str, digest: str, tree: list[str]) -> None:
+        """A present manifest's blobs and children (each source manifest read once per audit)."""
+        if digest in self.walked:
+            return
+        self.walked.add(digest)
+        tree.append(digest)
+        parsed = (await self.source.manifest(digest)).parsed
+        await self._blobs(tag, parsed)
+        for child in parsed.children:
+            if await self._manifest(tag, child.digest, "missing_manifest"):
+                await self._walk(tag, child.digest, tree)
 
     async def _manifest(self, tag: str, digest: str, kind: str) -> bool:
         """Asks for a manifest once per audit; False (and drift) when the target lacks it."""
@@ -158,8 +170,7 @@ class TargetAudit:
         self._drift(kind, tag, digest, f"{what} {digest} of {self.target.describe(tag)} is missing")
         return False
 
-    async def _blobs(self, tag: str, manifest: str) -> None:
-        parsed = (await self.source.manifest(manifest)).parsed
+    async def _blobs(self, tag: str, parsed: ParsedManifest) -> None:
         for blob in parsed.blobs:
             if blob.foreign or blob.digest in self.blobs:
                 continue
@@ -175,16 +186,16 @@ class TargetAudit:
 
     async def _referrers(self, tag: str, subjects: list[str]) -> None:
         """Referrers of the tag's manifests, and theirs in turn, as the copier copies them."""
-        seen: set[str] = set()
         todo = list(subjects)
         while todo:
             subject = todo.pop()
-            if subject in seen:
+            if subject in self.subjects:
                 continue
-            seen.add(subject)
+            self.subjects.add(subject)
             for referrer in await self.source.referrers(subject):
-                if await self._manifest(tag, referrer, "missing_referrer"):
-                    await self._blobs(tag, referrer)
+                if await self._manifest(tag, referrer, "missing_referrer") and referrer not in self.walked:
+                    self.walked.add(referrer)
+                    await self._blobs(tag, (await self.source.manifest(referrer)).parsed)
                 todo.append(referrer)
 
 

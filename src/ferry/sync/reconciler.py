@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ferry.config import Settings
 from ferry.identity.caller import Operator
@@ -38,6 +38,7 @@ CLAIM = "sync-reconciler"
 OPERATOR = Operator("", "reconciler")
 # How often each process looks whether a round is due: the interval, at most a minute.
 MAX_LOOK_SECONDS = 60.0
+KEEP_RUNS = timedelta(days=7)
 
 
 class Reconciler:
@@ -95,6 +96,16 @@ class Reconciler:
             await self.renew()
         if drift:
             log.info("reconciler: %d repositories audited, %d drift found, repairs queued", audited, drift)
+        await self._forget_old_runs()
+
+    async def _forget_old_runs(self) -> None:
+        """The reconciler writes a row per repository per round: keep a week of them."""
+        async with self.db.write() as session:
+            await session.execute(
+                delete(AuditRun).where(
+                    AuditRun.trigger == "reconciler", AuditRun.started_at < utcnow() - KEEP_RUNS
+                )
+            )
 
     async def _repositories(self) -> list[tuple[str, Repository]]:
         """Repositories with rules, in name order, from after the last one a round audited."""
