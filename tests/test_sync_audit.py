@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ferry.images.digests import sha256_digest
-from tests.support.images import Image, make_image, make_index, push_image
+from tests.support.images import Image, make_image, make_index, push_image, put_manifest
 from tests.support.layouts import OCI_INDEX
 from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
@@ -34,6 +34,7 @@ from tests.support.sync_helpers import (
     push_signature,
     referrer_digests,
     registry,
+    tag_digest,
     wait_for,
     wait_tag,
 )
@@ -184,6 +185,39 @@ def test_audit_finds_every_kind_of_drift_and_repair_fixes_it(regions: Regions) -
     assert intact_at_b(b, synced)
     target = f"{B}/{synced.org}"
     assert all(repaired_total(a, kind, target) >= 1 for kind in KINDS)
+
+
+def test_a_conflict_is_reported_not_repaired_and_an_old_backup_is_brought_forward(regions: Regions) -> None:
+    a, b = regions[A], regions[B]
+    org = unique("audit")
+    create_org(a, org)
+    create_org(b, org)
+    create_repo(a, org, "app")
+    name = f"{org}/app"
+    push_image(registry(a), name, "old", make_image(f"{org}-old"))  # before the rule: never synced
+    create_rule(a, org, "app", B, org)
+    # B holds an image of its own under a tag A then pushes: override is off, so it stays.
+    theirs = make_image(f"{org}-b-own")
+    push_image(registry(b), name, "theirs", theirs)
+    push_image(registry(a), name, "theirs", make_image(f"{org}-a"))
+    # "moving" synced at v1, then at v2; then B is set back to v1, as a restore from a backup.
+    v1, v2 = make_image(f"{org}-v1"), make_image(f"{org}-v2")
+    push_image(registry(a), name, "moving", v1)
+    wait_tag(b, name, "moving", v1.digest)
+    push_image(registry(a), name, "moving", v2)
+    wait_tag(b, name, "moving", v2.digest)
+    wait_for(lambda: _settled(a, org), "the sync jobs to end")
+    assert put_manifest(registry(b), name, "moving", v1).status_code == 201
+
+    code, audits = audit(a, name)
+    assert code == 1 and kinds(audits) == {"theirs": {"conflict"}, "moving": {"digest_mismatch"}}, audits
+    assert audits[0]["notSynced"] == 1 and audits[0]["tagsChecked"] == 2
+    code, repaired = audit(a, name, "--repair")
+    assert code == 1 and repaired[0]["repaired"] == 1, repaired
+    wait_tag(b, name, "moving", v2.digest)
+    code, audits = audit(a, name)
+    assert code == 1 and kinds(audits) == {"theirs": {"conflict"}}, audits
+    assert tag_digest(b, name, "theirs") == theirs.digest
 
 
 def test_the_reconciler_heals_region_b_by_itself(regions: Regions) -> None:
