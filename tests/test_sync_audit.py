@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,13 @@ from typing import Any
 import pytest
 
 from ferry.images.digests import sha256_digest
+from ferry.sync.pacing import TokenBucket
 from tests.support.images import Image, make_image, make_index, push_image, put_manifest
 from tests.support.layouts import OCI_INDEX
 from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
 from tests.support.server import FerryServer
+from tests.support.swr import TokenSession, iam_token
 from tests.support.sync_helpers import (
     ACCEPT,
     create_org,
@@ -40,6 +43,7 @@ from tests.support.sync_helpers import (
 )
 
 A, B = "cn-north-4", "cn-east-3"
+PASSWORD = "sync-audit-pass-123"
 KINDS = {"missing_tag", "missing_blob", "missing_manifest", "missing_referrer"}
 
 
@@ -220,6 +224,26 @@ def test_a_conflict_is_reported_not_repaired_and_an_old_backup_is_brought_forwar
     assert tag_digest(b, name, "theirs") == theirs.digest
 
 
+def test_reading_suffices_to_audit_and_repairing_needs_edit_rights(regions: Regions) -> None:
+    a, b = regions[A], regions[B]
+    org = unique("audit")
+    create_org(a, org)
+    create_org(b, org)
+    create_repo(a, org, "app")
+    create_rule(a, org, "app", B, org)
+    reader = unique("reader")
+    a.user(reader, PASSWORD)
+    a.grant(reader, org, 1)
+    session = TokenSession(a, iam_token(a, reader, PASSWORD, A))
+    path = f"/v2/manage/namespaces/{org}/repos/app/sync_audit"
+    answer = session.request("POST", path, {})
+    assert answer.status_code == 200 and answer.json()["targets"] == [f"{B}/{org}"], answer.text
+    assert session.request("POST", path, {"repair": True}).status_code == 403
+    unknown = session.request("POST", path, {"remoteRegionId": "nowhere-1"})
+    assert unknown.status_code == 400 and "valid target regions" in unknown.json()["error_msg"]
+    assert session.request("POST", path, {"verifySample": 2}).status_code == 400
+
+
 def test_the_reconciler_heals_region_b_by_itself(regions: Regions) -> None:
     a, b = regions[A], regions[B]
     synced = sync_repository(a, b)
@@ -233,3 +257,14 @@ def test_the_reconciler_heals_region_b_by_itself(regions: Regions) -> None:
     assert all(repaired_total(a, kind, target) >= 1 for kind in KINDS)
     code, audits = audit(a, synced.name)
     assert code == 0 and audits[0]["drift"] == [], audits
+
+
+async def test_the_token_bucket_paces_to_its_rate_after_a_burst() -> None:
+    bucket = TokenBucket(rate=50)
+    began = time.monotonic()
+    for _ in range(50):  # the burst: one second's worth at once
+        await bucket.acquire()
+    assert time.monotonic() - began < 0.1
+    for _ in range(10):
+        await bucket.acquire()
+    assert 0.15 < time.monotonic() - began < 1.0
