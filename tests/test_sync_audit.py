@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,12 +103,16 @@ def damage(b: FerryServer, synced: Synced) -> None:
     path = f"/v2/manage/namespaces/{synced.org}/repos/app/tags/single"
     assert manage(b).request("DELETE", path).status_code == 204
     amd64, arm64 = synced.index.children
-    layer = json.loads(amd64.manifest)["layers"][0]["digest"]
-    hexdigest = layer.removeprefix("sha256:")
-    (b.data / "storage" / "blobs" / "sha256" / hexdigest[:2] / hexdigest).unlink()
+    blob_file(b, json.loads(amd64.manifest)["layers"][0]["digest"]).unlink()
     for digest in (arm64.digest, synced.signature):
         response = registry(b).delete(f"/v2/{synced.name}/manifests/{digest}")
         assert response.status_code == 202, response.text
+
+
+def blob_file(server: FerryServer, digest: str) -> Path:
+    """Where a filesystem-stored region keeps a blob's bytes."""
+    hexdigest = digest.removeprefix("sha256:")
+    return server.data / "storage" / "blobs" / "sha256" / hexdigest[:2] / hexdigest
 
 
 def audit(a: FerryServer, target: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
@@ -189,6 +194,15 @@ def test_audit_finds_every_kind_of_drift_and_repair_fixes_it(regions: Regions) -
     assert intact_at_b(b, synced)
     target = f"{B}/{synced.org}"
     assert all(repaired_total(a, kind, target) >= 1 for kind in KINDS)
+
+    # Bytes changed under the digest: only reading them back shows it, and no copy mends it.
+    layer = json.loads(synced.single.manifest)["layers"][0]["digest"]
+    blob_file(b, layer).write_bytes(b"x" * len(synced.single.blobs[layer]))
+    code, audits = audit(a, synced.name)
+    assert code == 0, audits
+    code, audits = audit(a, synced.name, "--verify-sample", "1", "--repair")
+    assert code == 1 and kinds(audits) == {"single": {"corrupt_blob"}}, audits
+    assert audits[0]["repaired"] == 0
 
 
 def test_a_conflict_is_reported_not_repaired_and_an_old_backup_is_brought_forward(regions: Regions) -> None:
