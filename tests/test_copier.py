@@ -402,3 +402,38 @@ def _position_lost() -> Exception:
 
 def _truncate(target: FakeTarget, size: int) -> None:
     del _session(target)[size:]
+
+
+# --- repair (a job with trigger "repair") ------------------------------------------------------
+
+
+async def test_a_repair_restores_what_a_current_tag_lacks_where_a_normal_copy_trusts_it(world: World) -> None:
+    amd, arm = image("amd64"), image("arm64", layer_sizes=(10, 20))
+    top = index(amd, arm)
+    await world.push(top, "v1", amd, arm)
+    target = FakeTarget()
+    assert (await copy(world, target))[0].status == JobStatus.SUCCESS
+    lost = next(iter(amd.blobs))
+    del target.blobs[lost], target.manifests[arm.digest]
+    outcome, _ = await copy(world, target)
+    assert outcome.status == JobStatus.EXISTED and lost not in target.blobs
+    repository = await world.repository()
+    source = LocalSource(world.db, world.store, repository.id, "org/app")
+    repair = TagCopy(source, target, Memory(), CHUNK, repair=True, target_name="cn-east-3/org")
+    outcome = await repair.run("v1", override=False)
+    assert outcome.status == JobStatus.SUCCESS and "repaired" in outcome.message, outcome
+    assert dict(repair.restored) == {"missing_blob": 1, "missing_manifest": 1}
+    assert target.blobs[lost] == amd.blobs[lost] and target.manifests[arm.digest] == arm.payload
+    # The present index is not pushed again.
+    assert target.of("put_manifest").count("v1") == 1
+
+
+async def test_override_off_updates_any_earlier_copy_of_the_sync_not_only_the_last(world: World) -> None:
+    first, second, third = image("first"), image("second"), image("third")
+    await world.push(third, "v1")
+    # The target was restored from a backup: it holds the first of the sync's copies.
+    target = FakeTarget(tags={"v1": first.digest}, manifests={first.digest: first.payload})
+    memory = Memory(last_copied=second.digest)
+    memory.copied.add(first.digest)
+    outcome, _ = await copy(world, target, memory=memory)
+    assert outcome.status == JobStatus.SUCCESS and target.tags["v1"] == third.digest
