@@ -7,20 +7,22 @@ Results are read from the APIs and /metrics, never from logs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ferry.images.digests import sha256_digest
+from ferry.storage import BlobStore, FilesystemBlobStore
+from ferry.storage.s3 import S3BlobStore
 from ferry.sync.pacing import TokenBucket
 from tests.support.images import Image, make_image, make_index, push_image, put_manifest
 from tests.support.layouts import OCI_INDEX
@@ -103,16 +105,45 @@ def damage(b: FerryServer, synced: Synced) -> None:
     path = f"/v2/manage/namespaces/{synced.org}/repos/app/tags/single"
     assert manage(b).request("DELETE", path).status_code == 204
     amd64, arm64 = synced.index.children
-    blob_file(b, json.loads(amd64.manifest)["layers"][0]["digest"]).unlink()
+    delete_bytes(b, json.loads(amd64.manifest)["layers"][0]["digest"])
     for digest in (arm64.digest, synced.signature):
         response = registry(b).delete(f"/v2/{synced.name}/manifests/{digest}")
         assert response.status_code == 202, response.text
 
 
-def blob_file(server: FerryServer, digest: str) -> Path:
-    """Where a filesystem-stored region keeps a blob's bytes."""
-    hexdigest = digest.removeprefix("sha256:")
-    return server.data / "storage" / "blobs" / "sha256" / hexdigest[:2] / hexdigest
+def store_of(server: FerryServer) -> BlobStore:
+    """The region's blob store itself (a directory, or its bucket under FERRY_TEST_BACKEND=postgres-s3)."""
+    env = server.env
+    if "FERRY_STORAGE_URL" in env:
+        return S3BlobStore.from_url(
+            env["FERRY_STORAGE_URL"],
+            endpoint=env["FERRY_S3_ENDPOINT"],
+            region=env["FERRY_S3_REGION"],
+            access_key=env["FERRY_S3_ACCESS_KEY_ID"],
+            secret_key=env["FERRY_S3_SECRET_ACCESS_KEY"],
+        )
+    return FilesystemBlobStore(server.data / "storage")
+
+
+def delete_bytes(server: FerryServer, digest: str) -> None:
+    """Removes a blob's bytes from the store behind the region's back; its row stays."""
+    asyncio.run(store_of(server).delete(digest))
+
+
+def replace_bytes(server: FerryServer, digest: str, data: bytes) -> None:
+    """Puts other bytes under the digest in the store (bit rot, seen from outside)."""
+
+    async def put() -> None:
+        store = store_of(server)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        await store.start_upload("audit-test-rot")
+        await store.append_upload("audit-test-rot", chunks())
+        await store.commit_upload("audit-test-rot", digest)
+
+    asyncio.run(put())
 
 
 def audit(a: FerryServer, target: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
@@ -197,7 +228,7 @@ def test_audit_finds_every_kind_of_drift_and_repair_fixes_it(regions: Regions) -
 
     # Bytes changed under the digest: only reading them back shows it, and no copy mends it.
     layer = json.loads(synced.single.manifest)["layers"][0]["digest"]
-    blob_file(b, layer).write_bytes(b"x" * len(synced.single.blobs[layer]))
+    replace_bytes(b, layer, b"x" * len(synced.single.blobs[layer]))
     code, audits = audit(a, synced.name)
     assert code == 0, audits
     code, audits = audit(a, synced.name, "--verify-sample", "1", "--repair")
