@@ -14,7 +14,6 @@ skipped (counted as pending): the sync is on it.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ferry.storage import BlobStore
 from ferry.sync import pacing
 from ferry.sync.audit_report import AuditReport, Drift, record
 from ferry.sync.authorization import SyncRefused, rule_actor
+from ferry.sync.copier import together
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import PeerClient
 from ferry.sync.queue import ever_copied
@@ -107,7 +107,10 @@ class TargetAudit:
                 else:
                     await self._tag(rule, tag, tags[tag], tag in present)
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        # A failure (the peer went away) stops the other workers too, and is raised as itself.
+        async with together() as group:
+            for _ in range(CONCURRENCY):
+                group.create_task(worker())
 
     async def _tag(self, rule: SyncRule, tag: str, digest: str, listed: bool) -> None:
         self.report.tags_checked += 1
@@ -123,8 +126,11 @@ class TargetAudit:
                 detail = f"{where} is at {current}, the source at {digest}"
                 self._drift("digest_mismatch", tag, digest, detail)
             else:
-                detail = f"{where} holds {current}, which this sync never wrote, and override is off"
-                self._drift("conflict", tag, current, detail)
+                detail = (
+                    f"{where} holds {current}, which this sync never wrote, and override is off "
+                    f"(the source has {digest})"
+                )
+                self._drift("conflict", tag, digest, detail)
         else:
             await self._content(tag, digest)
 
@@ -208,9 +214,9 @@ async def _job_tags(db: Database, repository_id: int, rule: SyncRule) -> tuple[s
     )
     unfinished = SyncJob.status.in_([JobStatus.WAITING, JobStatus.RUNNING])
     async with db.read() as session:
-        watched = set(await session.scalars(select(SyncJob.tag).where(where).distinct()))
+        synced = set(await session.scalars(select(SyncJob.tag).where(where).distinct()))
         pending = set(await session.scalars(select(SyncJob.tag).where(where & unfinished).distinct()))
-    return watched, pending
+    return synced, pending
 
 
 async def audit_repository(
