@@ -16,15 +16,19 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ferry.config import Settings
 from ferry.images.digests import sha256_digest
 from ferry.storage import BlobStore, FilesystemBlobStore
 from ferry.storage.s3 import S3BlobStore
 from ferry.sync.pacing import TokenBucket
+from ferry.sync.reconciler import Reconciler
 from tests.support.images import Image, make_image, make_index, push_image, put_manifest
+from tests.support.inprocess import World
 from tests.support.layouts import OCI_INDEX
 from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
@@ -313,3 +317,21 @@ async def test_the_token_bucket_paces_to_its_rate_after_a_burst() -> None:
     for _ in range(10):
         await bucket.acquire()
     assert 0.15 < time.monotonic() - began < 1.0
+
+
+async def test_one_process_claims_a_due_round_and_keeps_it_while_it_renews(tmp_path: Path) -> None:
+    world = await World(f"sqlite+aiosqlite:///{tmp_path / 'ferry.db'}", tmp_path).open()
+    try:
+        settings = Settings(audit_interval_seconds=0.5, data_dir=tmp_path)
+        first, second = (Reconciler(settings, world.db, world.store, {}) for _ in range(2))
+        assert not await first.claim()  # switched on just now: the first round is an interval away
+        await asyncio.sleep(0.6)
+        assert await first.claim() and not await second.claim()
+        for _ in range(3):  # the owner works on, renewing: nobody else takes the round
+            await asyncio.sleep(0.3)
+            await first.renew()
+            assert not await second.claim()
+        await asyncio.sleep(0.6)  # the owner stopped renewing (it died, or the round ended)
+        assert await second.claim() and not await first.claim()
+    finally:
+        await world.close()
