@@ -35,6 +35,7 @@ from ferry.state import CALLER, REQUEST_ID, STATE, AppState, state
 from ferry.storage import StorageFull
 from ferry.sync.authorization import SyncRefused
 from ferry.sync.rules import RuleError
+from ferry.webhooks.errors import WebhookError
 
 log = logging.getLogger("ferry")
 # What services refuse with, in words; each API's errors module turns them into its wire format.
@@ -47,6 +48,7 @@ DOMAIN_ERRORS = (
     SyncRefused,
     StorageFull,
     DatabaseFull,
+    WebhookError,
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -188,7 +190,10 @@ def create_app(settings: Settings) -> web.Application:
         retention.start()
         reconciler = region.reconciler()
         reconciler.start()
+        webhooks = region.webhook_delivery()
+        webhooks.start()
         yield
+        await webhooks.stop()
         await reconciler.stop()
         await retention.stop()
         await gc.stop()
@@ -215,8 +220,11 @@ def create_worker_app(settings: Settings) -> web.Application:
         await region.prepare()
         worker = sync_slots.worker = region.sync_worker()
         worker.start()
+        webhooks = region.webhook_delivery()
+        webhooks.start()
         log.info("sync worker for region %s running %d slots", settings.region, settings.sync_workers)
         yield
+        await webhooks.stop()
         await worker.stop()
         await region.close()
 

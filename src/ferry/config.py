@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     audit_interval_seconds: float = Field(default=3600, ge=0)
     audit_rate: float = Field(default=100, gt=0)
     audit_verify_sample: float = Field(default=0, ge=0, le=1)
+    # Webhooks (README, "Webhooks"): each POST waits at most timeout seconds; a failed delivery
+    # is tried again after about base * 2^(attempt-1) seconds (with jitter, at most an hour),
+    # up to max_attempts tries or give_up seconds after the event, then it is failed. Targets
+    # on loopback, link-local, multicast or unspecified addresses are refused unless allowed
+    # (tests); `webhook_slots` deliveries run at once per process (0: this process delivers none).
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5, gt=0)
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    webhook_give_up_seconds: float = Field(default=24 * 3600, gt=0)
+    webhook_allow_private: bool = False
+    webhook_slots: int = Field(default=4, ge=0)
     # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

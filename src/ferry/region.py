@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 
 from ferry.config import Settings
-from ferry.images.events import TagEvents
+from ferry.images.events import FanOut, TagEvents
 from ferry.images.periodic import Periodic
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import upgrade
@@ -18,6 +18,8 @@ from ferry.sync.peer_client import PeerClient
 from ferry.sync.reconciler import reconciler_schedule
 from ferry.sync.triggers import SyncTriggers
 from ferry.sync.worker import SyncWorker
+from ferry.webhooks.delivery import DeliveryLoop
+from ferry.webhooks.sources import WebhookTagEvents
 
 log = logging.getLogger("ferry")
 
@@ -32,6 +34,9 @@ class Region:
 
     def sync_worker(self) -> SyncWorker:
         return SyncWorker(self.settings, self.db, self.store, self.peer_clients)
+
+    def webhook_delivery(self) -> DeliveryLoop:
+        return DeliveryLoop(self.settings, self.db)
 
     def reconciler(self) -> Periodic:
         """The background audit and repair (started by `ferry serve` when its interval is > 0)."""
@@ -55,7 +60,8 @@ def open_region(settings: Settings) -> Region:
         Database(settings.resolved_database_url()),
         open_store(settings),
         {peer.id: PeerClient(peer) for peer in settings.peer_regions()},
-        SyncTriggers(),
+        # A tag move records its sync jobs and its webhook deliveries in its own transaction.
+        FanOut(SyncTriggers(), WebhookTagEvents(settings.region)),
     )
 
 
@@ -64,14 +70,17 @@ async def run_worker(settings: Settings) -> None:
     region = open_region(settings)
     await region.prepare()
     worker = region.sync_worker()
+    webhooks = region.webhook_delivery()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     worker.start()
+    webhooks.start()
     log.info("sync worker for region %s running %d slots", settings.region, settings.sync_workers)
     try:
         await stop.wait()
     finally:
+        await webhooks.stop()
         await worker.stop()
         await region.close()

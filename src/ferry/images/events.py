@@ -40,3 +40,23 @@ class NoTagEvents:
         self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
     ) -> None:
         return None
+
+
+class FanOut:
+    """Several listeners, each told of every change in turn, in the same transaction (sync's
+    triggers and webhooks' events, wired by region.py)."""
+
+    def __init__(self, *listeners: TagEvents) -> None:
+        self.listeners = listeners
+
+    async def tag_moved(
+        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+    ) -> None:
+        for listener in self.listeners:
+            await listener.tag_moved(session, repository, tag, operator)
+
+    async def referrer_added(
+        self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
+    ) -> None:
+        for listener in self.listeners:
+            await listener.referrer_added(session, repository, subject, operator)

@@ -14,6 +14,7 @@ from ferry.metadata.db import DatabaseFull
 from ferry.storage import StorageFull
 from ferry.sync import rules
 from ferry.sync.authorization import SyncRefused
+from ferry.webhooks import errors as webhooks
 
 
 def _said(status: int, code: str) -> Callable[[Exception], SWRError]:
@@ -59,6 +60,10 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     # The target region refused, or could not be asked: SWR's answers for a sync target.
     SyncRefused: _said(404, "SVCSTG.SWR.4040058"),
     rules.TargetUnchecked: _said(500, "SVCSTG.SWR.5000046"),
+    # Webhooks are Ferry's; SWR's generic codes for a bad parameter and a missing resource.
+    webhooks.WebhookInvalid: _said(400, "SVCSTG.SWR.4001025"),
+    webhooks.WebhookUnknown: _said(404, "SVCSTG.SWR.4040083"),
+    webhooks.DeliveryUnknown: _said(404, "SVCSTG.SWR.4040083"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ferry.manage import account, audit, iam, namespaces, repositories, retentions, sync, tags
+from ferry.manage import account, audit, iam, namespaces, repositories, retentions, sync, tags, webhooks
 from ferry.manage.auth import guard
 from ferry.manage.openapi import add_docs
 from ferry.manage.operations import Operation
@@ -20,6 +20,7 @@ OPERATIONS: list[Operation] = [
     *tags.OPERATIONS,
     *retentions.OPERATIONS,
     *audit.OPERATIONS,
+    *webhooks.OPERATIONS,
 ]
 
 

@@ -155,3 +155,15 @@ SYNC_DRIFT_REPAIRED = Counter(
 AUDIT_REQUESTS = Counter(
     "ferry_audit_requests_total", "Registry requests audits sent to peers, by target (REGION/ORG).", ["target"]
 )
+
+# --- Webhooks (webhooks/delivery.py) ---------------------------------------------------------
+WEBHOOK_DELIVERIES = Counter(
+    "ferry_webhook_deliveries_total",
+    "Webhook delivery attempts, by result (success; retry: failed, tried again later; failed: given up).",
+    ["result"],
+)
+WEBHOOK_OUTBOX_DEPTH = Gauge(
+    "ferry_webhook_outbox_depth",
+    "Webhook deliveries waiting or being sent (the region's outbox, as last counted by an idle loop).",
+    multiprocess_mode="max",
+)
