@@ -17,7 +17,7 @@ from tests.support import leaks
 from tests.support.images import make_image, push_image
 from tests.support.names import unique
 from tests.support.receiver import HANG, Receiver, running_receiver
-from tests.support.regions import Regions, make_regions
+from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.swr import TokenSession, iam_token
 from tests.support.sync_helpers import create_org, create_repo, create_rule, manage, registry, wait_for
@@ -222,3 +222,29 @@ def test_manage_permission_needed(a: FerryServer, receiver: Receiver) -> None:
         response = session.request(method, path, body)
         assert response.status_code == 403, (method, path, response.text)
     assert manage(a).request("DELETE", f"{hooks_path(org)}/{hook['id']}").status_code == 204
+
+
+def test_cli(a: FerryServer, receiver: Receiver) -> None:
+    org = unique("hook")
+    create_org(a, org)
+    connect = ("--endpoint", a.url, "--ak", ACCESS_KEY, "--sk", SECRET_KEY)
+    added = a.cli("webhook", "add", org, receiver.url("/cli"), "--event", "ferry.image.pushed", *connect)
+    secret = added.stdout.split("secret (shown once): ")[1].split()[0]
+    leaks.remember(secret)
+    hook_id = int(added.stdout.split()[1])
+    listed = a.cli("webhook", "list", org, "--json", *connect)
+    assert [h["id"] for h in json.loads(listed.stdout)] == [hook_id] and secret not in listed.stdout
+
+    pushed(a, org, unique("seed"))
+    [delivery] = wait_delivered(a, org, hook_id, 1)
+    assert "success" in a.cli("webhook", "deliveries", org, str(hook_id), *connect).stdout
+    log = json.loads(a.cli("webhook", "deliveries", org, str(hook_id), "--json", *connect).stdout)
+    assert [(d["event_type"], d["status"]) for d in log] == [("ferry.image.pushed", "success")]
+    replayed = a.cli("webhook", "replay", org, str(delivery["id"]), *connect)
+    assert f"replays {delivery['id']}" in replayed.stdout
+    wait_delivered(a, org, hook_id, 2)
+    assert all(signed_by(secret, r.body, r.headers) for r in receiver.at("/cli"))
+    a.cli("webhook", "remove", org, str(hook_id), *connect)
+    assert json.loads(a.cli("webhook", "list", org, "--json", *connect).stdout) == []
+    refused = a.cli("webhook", "add", org, "ftp://example.com/h", *connect, check=False)
+    assert refused.returncode == 1 and "http://" in refused.stdout

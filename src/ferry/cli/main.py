@@ -393,6 +393,12 @@ def _register_admin() -> None:
     app.add_typer(grant_app, name="grant")
 
 
+def _register_webhooks() -> None:
+    from ferry.cli.webhooks import webhook_app
+
+    app.add_typer(webhook_app, name="webhook")
+
+
 def _register_gc() -> None:
     from ferry.cli.gc import register
 
@@ -400,5 +406,6 @@ def _register_gc() -> None:
 
 
 _register_sync()
+_register_webhooks()
 _register_admin()
 _register_gc()
