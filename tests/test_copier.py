@@ -30,6 +30,7 @@ class Memory:
     def __init__(self, last_copied: str | None = None) -> None:
         self.copied = {last_copied} if last_copied else set()
         self.saved: dict[str, tuple[str, int]] = {}
+        self.written: str | None = None  # what an attempt wrote under the tag
 
     async def ever_copied(self, digest: str) -> bool:
         return digest in self.copied
@@ -42,6 +43,12 @@ class Memory:
 
     async def drop_upload(self, digest: str) -> None:
         self.saved.pop(digest, None)
+
+    async def tag_written(self, digest: str) -> None:
+        self.written = digest
+
+    async def earlier_write(self) -> str | None:
+        return self.written
 
 
 @pytest.fixture
@@ -437,3 +444,37 @@ async def test_override_off_updates_any_earlier_copy_of_the_sync_not_only_the_la
     memory.copied.add(first.digest)
     outcome, _ = await copy(world, target, memory=memory)
     assert outcome.status == JobStatus.SUCCESS and target.tags["v1"] == third.digest
+
+
+# --- the step log and a crash-retry's own earlier copy -----------------------------------------
+
+
+async def test_the_step_log_says_what_was_uploaded_and_a_retry_knows_its_own_copy(world: World) -> None:
+    built = image("steps", layer_sizes=(300, 2500))
+    await world.push(built, "v1")
+    target, memory = FakeTarget(), Memory()
+    outcome, _ = await copy(world, target, memory=memory)
+    assert outcome.status == JobStatus.SUCCESS, outcome
+    assert outcome.target_digest == built.digest
+    assert any("uploaded (2500 bytes, in chunks)" in line for line in outcome.steps), outcome.steps
+    assert any(line == f"tag v1 → {built.digest} written" for line in outcome.steps), outcome.steps
+    assert memory.written == built.digest
+    # The first attempt wrote the tag, then its process died before recording the outcome.
+    repository = await world.repository()
+    source = LocalSource(world.db, world.store, repository.id, "org/app")
+    again = await TagCopy(source, target, memory, CHUNK, attempt=2).run("v1", False)
+    assert again.status == JobStatus.EXISTED, again
+    assert again.message.endswith(
+        f"already holds {built.digest}: copied by this job's attempt 1 before it was interrupted"
+    ), again.message
+    assert again.steps[0] == f"target already current: v1 → {built.digest}"
+
+
+async def test_a_conflict_is_existed_with_reason_conflict(world: World) -> None:
+    built = image("theirs", layer_sizes=(100,))
+    await world.push(built, "v1")
+    target = FakeTarget()
+    target.tags["v1"] = "sha256:" + "0" * 64
+    outcome, _ = await copy(world, target)
+    assert (outcome.status, outcome.reason) == (JobStatus.EXISTED, "conflict"), outcome
+    assert outcome.target_digest == "sha256:" + "0" * 64

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from ferry.metadata.models import JobStatus, utcnow
 from ferry.observability import metrics
+from ferry.sync import reasons
 from ferry.sync.authorization import SyncRefused
 from ferry.sync.errors import PeerError, UploadPositionLost
 from ferry.sync.queue import Outcome
@@ -30,6 +31,8 @@ from ferry.sync.target import Target
 BLOB_CONCURRENCY = 4
 # 416s in a row on one blob before the upload starts over from zero.
 POSITION_RETRIES = 2
+# Lines of step log one attempt keeps (a big index has hundreds of blobs).
+STEPS_PER_ATTEMPT = 40
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -48,6 +51,14 @@ class JobMemory(Protocol):
     async def save_upload(self, digest: str, location: str, offset: int) -> None: ...
 
     async def drop_upload(self, digest: str) -> None: ...
+
+    async def tag_written(self, digest: str) -> None:
+        """This attempt just wrote `digest` under the tag at the target."""
+        ...
+
+    async def earlier_write(self) -> str | None:
+        """The digest an earlier attempt of this job wrote under the tag, if any."""
+        ...
 
 
 @asynccontextmanager
@@ -76,6 +87,15 @@ class Tally:
     referrers_copied: int = 0
     manifests_done: set[str] = field(default_factory=set)
     blobs_done: set[str] = field(default_factory=set)
+    # What this attempt did, a line per step, for the job record (explain shows it).
+    steps: list[str] = field(default_factory=list)
+
+    def note(self, line: str) -> None:
+        """One step of the log, up to STEPS_PER_ATTEMPT lines (then one line saying so)."""
+        if len(self.steps) < STEPS_PER_ATTEMPT:
+            self.steps.append(line)
+        elif len(self.steps) == STEPS_PER_ATTEMPT:
+            self.steps.append("… more steps not logged")
 
 
 class TagCopy:
@@ -90,6 +110,7 @@ class TagCopy:
         target_region: str = "-",
         repair: bool = False,
         target_name: str = "-",
+        attempt: int = 1,
     ) -> None:
         self.source = source
         self.target = target
@@ -104,22 +125,29 @@ class TagCopy:
         self.repair = repair
         self.target_name = target_name
         self.restored: Counter[str] = Counter()
+        self.attempt = attempt  # which attempt of its job this is (for the step log's words)
+        self.current: str | None = None  # what the target's tag held when this attempt looked
 
     async def run(self, tag: str, override: bool) -> Outcome:
         digest = await self.source.tag_digest(tag)
         if digest is None:
             message = f"{self.source.name}:{tag} no longer exists at the source; nothing copied"
-            return Outcome(JobStatus.CANCEL, message)
+            return Outcome(JobStatus.CANCEL, message, reason=reasons.SOURCE_GONE)
         try:
             # Rights can change after the rule was made: the target is asked on every run.
             await self.target.authorize()
         except SyncRefused as refused:
-            return Outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied")
+            self.tally.note("the target refused the copy")
+            outcome = self._outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied", digest)
+            outcome.reason = reasons.TARGET_ORG_MISSING
+            return outcome
         # The tag and the manifest by digest are asked about together: one round trip, not two.
         current, present = await both(self.target.manifest_digest(tag), self.target.manifest_digest(digest))
+        self.current = current
         where = self.target.describe(tag)
         if current == digest:
             self.visible_at = utcnow()
+            self.tally.note(f"target already current: {tag} → {digest}")
             if self.repair:
                 await self._copy_manifest(digest, present=True)
             await self._copy_referrers(await self.source.tree(digest))
@@ -129,24 +157,56 @@ class TagCopy:
             if self.tally.referrers_copied:
                 message = f"{where} was current; copied {self.tally.referrers_copied} referrer(s)"
                 return self._outcome(JobStatus.SUCCESS, message, digest)
-            return self._outcome(JobStatus.EXISTED, f"{where} already holds {digest}", digest)
+            return self._outcome(JobStatus.EXISTED, await self._already(where, digest), digest)
         if current is not None and not override and not await self.memory.ever_copied(current):
             # Only an image this sync did not put there is protected; its own copies keep updating.
             message = f"{where} holds a different image ({current}) and override is off; left unchanged"
-            return self._outcome(JobStatus.EXISTED, message, digest)
+            self.tally.note(f"conflict: the target holds {current}, override is off")
+            outcome = self._outcome(JobStatus.EXISTED, message, digest)
+            outcome.reason = reasons.CONFLICT
+            return outcome
         await self._copy_manifest(digest, tag=tag, present=present == digest)
         if await self.target.manifest_digest(tag) != digest:
             raise PeerError(
                 f"{where} does not resolve to {digest} after the copy", retryable=True, cause="not_visible"
             )
         self.visible_at = utcnow()
+        self.current = digest
+        self.tally.note(f"verified: {tag} resolves to {digest}")
         self._restored("missing_tag" if current is None else "digest_mismatch")
         await self._copy_referrers(sorted(self.tally.manifests_done))
         return self._outcome(JobStatus.SUCCESS, f"copied {digest} to {where}", digest)
 
     def _outcome(self, status: str, message: str, digest: str) -> Outcome:
         t = self.tally
-        return Outcome(status, message, digest, t.sent, t.skipped, t.mounted, visible_at=self.visible_at)
+        return Outcome(
+            status,
+            message,
+            digest,
+            t.sent,
+            t.skipped,
+            t.mounted,
+            visible_at=self.visible_at,
+            steps=t.steps,
+            target_digest=self.current,
+        )
+
+    async def _already(self, where: str, digest: str) -> str:
+        """The target is current: said so, and whether an earlier attempt of this job did it."""
+        if self.attempt > 1 and await self.memory.earlier_write() == digest:
+            earlier = self.attempt - 1
+            self.tally.note(f"the copy was made by attempt {earlier}, interrupted before it was recorded")
+            return (
+                f"{where} already holds {digest}: copied by this job's attempt {earlier} "
+                "before it was interrupted"
+            )
+        return f"{where} already holds {digest}"
+
+    async def _put_tag(self, tag: str, digest: str, payload: bytes, media_type: str) -> None:
+        """The top manifest under its tag, remembered on the job the moment it is written."""
+        await self.target.put_manifest(tag, payload, media_type)
+        await self.memory.tag_written(digest)
+        self.tally.note(f"tag {tag} → {digest} written")
 
     async def _copy_manifest(
         self, digest: str, tag: str | None = None, present: bool | None = None, kind: str = "missing_manifest"
@@ -166,15 +226,19 @@ class TagCopy:
         if present is None:
             present = await self.target.manifest_digest(digest) == digest
         if present and not self.repair:
+            self.tally.note(f"manifest {digest} present")
             if tag is not None:
-                await self.target.put_manifest(tag, manifest.payload, manifest.media_type)
+                await self._put_tag(tag, digest, manifest.payload, manifest.media_type)
             return
         parsed = manifest.parsed
         for child in parsed.children:
             await self._copy_manifest(child.digest)
         await self._copy_blobs([blob.digest for blob in parsed.blobs if not blob.foreign])
-        if not present or tag is not None:
-            await self.target.put_manifest(tag or digest, manifest.payload, manifest.media_type)
+        if tag is not None:
+            await self._put_tag(tag, digest, manifest.payload, manifest.media_type)
+        elif not present:
+            await self.target.put_manifest(digest, manifest.payload, manifest.media_type)
+            self.tally.note(f"manifest {digest} copied")
         if not present and tag is None:
             self._restored(kind)
 
@@ -209,6 +273,7 @@ class TagCopy:
                 if await self.target.manifest_digest(referrer) != referrer:
                     await self._copy_manifest(referrer, present=False, kind="missing_referrer")
                     self.tally.referrers_copied += 1
+                    self.tally.note(f"referrer {referrer} of {subject} copied")
                 elif self.repair:
                     await self._copy_manifest(referrer, present=True)
                 pending.append(referrer)
@@ -220,6 +285,7 @@ class TagCopy:
         if await self.target.has_blob(digest):
             self.tally.skipped += 1
             metrics.SYNC_BLOBS.labels("skipped", self.region).inc()
+            self.tally.note(f"blob {digest} skipped: the target has it")
             return
         location, offset = await self._resumable(digest)
         if location is None:
@@ -227,6 +293,7 @@ class TagCopy:
             if started.location is None:
                 self.tally.mounted += 1
                 metrics.SYNC_BLOBS.labels("mounted", self.region).inc()
+                self.tally.note(f"blob {digest} mounted from another repository")
                 self._restored("missing_blob")
                 return
             location = started.location
@@ -250,7 +317,10 @@ class TagCopy:
         if offset == 0 and size <= self.chunk_bytes:
             await self.target.finish_upload(location, digest, self.source.read_blob(digest), size)
             self._sent(size)
+            self.tally.note(f"blob {digest} uploaded ({size} bytes)")
             return
+        if offset:
+            self.tally.note(f"blob {digest} resumed at offset {offset} of {size}")
         lost = 0
         while offset < size:
             end = min(offset + self.chunk_bytes, size)
@@ -267,6 +337,7 @@ class TagCopy:
             await self.memory.save_upload(digest, location, offset)
         await self.target.finish_upload(location, digest, None, 0)
         await self.memory.drop_upload(digest)
+        self.tally.note(f"blob {digest} uploaded ({size} bytes, in chunks)")
 
     def _sent(self, size: int) -> None:
         self.tally.sent += size

@@ -12,7 +12,7 @@ from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob
 from ferry.observability.logs import job_context
 from ferry.storage import BlobStore
-from ferry.sync import joblog, jobmetrics
+from ferry.sync import joblog, jobmetrics, reasons
 from ferry.sync.authorization import SyncRefused, job_actor
 from ferry.sync.copier import TagCopy
 from ferry.sync.errors import PeerError
@@ -33,6 +33,14 @@ class QueueMemory:
     def __init__(self, queue: JobQueue, job: SyncJob) -> None:
         self.queue = queue
         self.job = job
+        # What earlier attempts wrote under the tag, as the job stood when this attempt began.
+        self.earlier = job.written_digest
+
+    async def tag_written(self, digest: str) -> None:
+        await self.queue.tag_written(self.job.id, digest)
+
+    async def earlier_write(self) -> str | None:
+        return self.earlier
 
     async def ever_copied(self, digest: str) -> bool:
         return await self.queue.ever_copied(self.job, digest)
@@ -76,9 +84,13 @@ class JobRunner:
                 joblog.finished(job, outcome, time.monotonic() - began)
                 jobmetrics.finished(job, outcome)
 
-    async def _retry_later(self, job: SyncJob, cause: str, retry_after: float | None) -> Outcome | None:
+    async def _retry_later(
+        self, job: SyncJob, cause: str, retry_after: float | None, reason: str, steps: list[str]
+    ) -> Outcome | None:
         """Waiting again (logged as a retry), or, past the deadline, the timeout it became."""
-        status = await self.queue.retry_later(job, cause, retry_after, self.retry_seconds, 0)
+        status = await self.queue.retry_later(
+            job, cause, retry_after, self.retry_seconds, 0, reason=reason, steps=steps
+        )
         if status == JobStatus.TIMEOUT:
             return Outcome(JobStatus.TIMEOUT, cause)  # for the log; the queue recorded its own words
         joblog.retrying(job, cause, job.next_attempt_at)
@@ -86,42 +98,56 @@ class JobRunner:
 
     async def _attempt(self, job: SyncJob) -> Outcome | None:
         """The final outcome it recorded, or None when the job waits for another attempt."""
+        steps: list[str] = []  # the copier's step log, kept when the attempt fails midway
         try:
-            outcome = await self.copy(job)
+            outcome = await self.copy(job, steps)
         except PeerError as error:
             jobmetrics.failed(job, error)
+            reason = reasons.of_error(error)
             if error.retryable:
-                return await self._retry_later(job, str(error), error.retry_after)
-            failed = Outcome(JobStatus.FAILED, str(error))
+                return await self._retry_later(job, str(error), error.retry_after, reason, steps)
+            failed = Outcome(JobStatus.FAILED, str(error), reason=reason, steps=[*steps, f"failed: {error}"])
             await self.queue.finish(job.id, failed)
             return failed
         except asyncio.CancelledError:
             # Shutting down, or the lease was lost: hand the job back now rather than after the
             # lease runs out (a no-op when another worker holds it).
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.queue.retry_later(job, "worker stopped", 0, self.retry_seconds, 0))
+                stopped = self.queue.retry_later(
+                    job,
+                    "worker stopped",
+                    0,
+                    self.retry_seconds,
+                    0,
+                    reason=reasons.WORKER_STOPPED,
+                    steps=steps,
+                )
+                await asyncio.shield(stopped)
             raise
         except Exception as error:
             log.exception("sync job %s failed unexpectedly", job.id)
             jobmetrics.failed(job, error)
-            return await self._retry_later(job, f"internal error: {type(error).__name__}", None)
+            cause = f"internal error: {type(error).__name__}"
+            return await self._retry_later(job, cause, None, reasons.INTERNAL, steps)
         await self.queue.finish(job.id, outcome)
         return outcome
 
-    async def copy(self, job: SyncJob) -> Outcome:
-        """The job's outcome; raises PeerError when the target fails."""
+    async def copy(self, job: SyncJob, steps: list[str] | None = None) -> Outcome:
+        """The job's outcome; raises PeerError when the target fails. The copier writes its
+        step log into `steps` as it goes."""
         if job.repository_id is None:
             message = (
                 f"{job.namespace}/{job.repo_name}:{job.tag} no longer exists at the source; nothing copied"
             )
-            return Outcome(JobStatus.CANCEL, message)
+            return Outcome(JobStatus.CANCEL, message, reason=reasons.SOURCE_GONE)
         try:
             actor = await job_actor(self.db, job)
         except SyncRefused as refused:
-            return Outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied")
+            return Outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied", reason=reasons.REFUSED)
         target = self.targets(job, actor)
         if target is None:
-            return Outcome(JobStatus.FAILED, f"region {job.remote_region_id} is not a peer")
+            message = f"region {job.remote_region_id} is not a peer"
+            return Outcome(JobStatus.FAILED, message, reason=reasons.NOT_PEER)
         source = LocalSource(self.db, self.store, job.repository_id, f"{job.namespace}/{job.repo_name}")
         copy = TagCopy(
             source,
@@ -131,5 +157,8 @@ class JobRunner:
             job.remote_region_id,
             repair=job.trigger == "repair",
             target_name=f"{job.remote_region_id}/{job.remote_namespace}",
+            attempt=job.attempts,
         )
+        if steps is not None:
+            copy.tally.steps = steps
         return await copy.run(job.tag, job.override)

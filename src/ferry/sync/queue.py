@@ -8,7 +8,7 @@ the job is claimed again, so a recorded job always reaches a final state.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -28,6 +28,22 @@ class Outcome:
     blobs_mounted: int = 0
     # When the target's tag was verified at the digest (success only): the lag metric's end.
     visible_at: datetime | None = None
+    # A stable code (sync/reasons.py) for a failure or a conflict; None for a plain success.
+    reason: str | None = None
+    # This attempt's step log (the copier's Tally.steps); stored prefixed "attempt N:".
+    steps: list[str] = field(default_factory=list)
+    # What the target's tag held when the job last looked (after a copy: the digest copied).
+    target_digest: str | None = None
+
+
+# Lines of step log a job keeps in all (the newest); the copier caps each attempt at 40.
+STEPS_KEPT = 200
+
+
+def _with_steps(earlier: list[str] | None, attempt: int, steps: list[str]) -> list[str]:
+    """The job's step log with this attempt's lines appended, the newest STEPS_KEPT kept."""
+    lines = list(earlier or []) + [f"attempt {attempt}: {line}" for line in steps]
+    return lines[-STEPS_KEPT:]
 
 
 class JobQueue:
@@ -97,6 +113,10 @@ class JobQueue:
     async def finish(self, job_id: int, outcome: Outcome) -> None:
         now = utcnow()
         async with self.db.write() as session:
+            earlier = (
+                await session.execute(select(SyncJob.steps, SyncJob.attempts).where(SyncJob.id == job_id))
+            ).first()
+            steps, attempt = (earlier[0], earlier[1]) if earlier else (None, 0)
             await session.execute(
                 update(SyncJob)
                 .where(SyncJob.id == job_id, SyncJob.lease_owner == self.owner)
@@ -104,6 +124,10 @@ class JobQueue:
                     status=outcome.status,
                     message=outcome.message[:2000],
                     digest=outcome.digest,
+                    reason=outcome.reason,
+                    steps=_with_steps(steps, attempt, outcome.steps),
+                    visible_at=outcome.visible_at,
+                    target_digest=outcome.target_digest,
                     bytes_sent=SyncJob.bytes_sent + outcome.bytes_sent,
                     blobs_skipped=outcome.blobs_skipped,
                     blobs_mounted=outcome.blobs_mounted,
@@ -116,15 +140,31 @@ class JobQueue:
             await session.execute(delete(SyncTransfer).where(SyncTransfer.job_id == job_id))
 
     async def retry_later(
-        self, job: SyncJob, message: str, retry_after: float | None, deadline_seconds: float, sent: int
+        self,
+        job: SyncJob,
+        message: str,
+        retry_after: float | None,
+        deadline_seconds: float,
+        sent: int,
+        *,
+        reason: str | None = None,
+        steps: list[str] | None = None,
     ) -> str:
-        """Puts the job back to waiting with backoff; ends it `timeout` past the deadline."""
+        """Puts the job back to waiting with backoff; ends it `timeout` past the deadline.
+
+        `reason` (sync/reasons.py) and `steps` are the failed attempt's: kept on the job, so
+        status and explain say why it waits.
+        """
         now = utcnow()
         if now - job.created_at > timedelta(seconds=deadline_seconds):
             await self.finish(
                 job.id,
                 Outcome(
-                    JobStatus.TIMEOUT, f"gave up after {job.attempts} attempts: {message}", bytes_sent=sent
+                    JobStatus.TIMEOUT,
+                    f"gave up after {job.attempts} attempts: {message}",
+                    bytes_sent=sent,
+                    reason="timeout",
+                    steps=list(steps or []),
                 ),
             )
             return JobStatus.TIMEOUT
@@ -132,12 +172,15 @@ class JobQueue:
         delay = max(backoff, retry_after or 0.0)
         job.next_attempt_at = now + timedelta(seconds=delay)  # the caller logs when
         async with self.db.write() as session:
+            earlier = await session.scalar(select(SyncJob.steps).where(SyncJob.id == job.id))
             await session.execute(
                 update(SyncJob)
                 .where(SyncJob.id == job.id, SyncJob.lease_owner == self.owner)
                 .values(
                     status=JobStatus.WAITING,
                     message=f"attempt {job.attempts} failed, retrying: {message}"[:2000],
+                    reason=reason,
+                    steps=_with_steps(earlier, job.attempts, [*(steps or []), f"failed: {message}"]),
                     bytes_sent=SyncJob.bytes_sent + sent,
                     next_attempt_at=job.next_attempt_at,
                     lease_owner=None,
@@ -146,6 +189,12 @@ class JobQueue:
                 )
             )
         return JobStatus.WAITING
+
+    async def tag_written(self, job_id: int, digest: str) -> None:
+        """An attempt wrote `digest` under the job's tag at the target (recorded at once, so a
+        retry after a crash knows the copy it finds there is its own)."""
+        async with self.db.write() as session:
+            await session.execute(update(SyncJob).where(SyncJob.id == job_id).values(written_digest=digest))
 
     async def ever_copied(self, job: SyncJob, digest: str) -> bool:
         """Whether this sync ever copied `digest` to this tag and target."""
