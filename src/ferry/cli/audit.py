@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 async def _audit_all(client: PeerClient, name: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     organization, sep, _ = name.partition("/")
     names = [name] if sep else [f"{organization}/{r}" for r in await _repositories_of(client, name)]
-    return [await _call_open(client, "POST", _repo_path(n) + "/sync_audit", body) for n in names]
+    audits = []
+    for repository in names:
+        answer = await _call_open(client, "POST", _repo_path(repository) + "/sync_audit", body)
+        if "error_msg" in answer:  # a long audit that failed after its answer had begun
+            console.print(f"[red]error:[/red] {escape(repository)}: {escape(str(answer['error_msg']))}")
+            raise typer.Exit(1)
+        audits.append(answer)
+    return audits
 
 
 def drift_table(audits: list[dict[str, Any]], title: str) -> Table:
