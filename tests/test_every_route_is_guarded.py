@@ -61,6 +61,8 @@ SAMPLE = {
     "project_id": "0" * 32,
     "api_version": "v2",
     "retention_id": "1",
+    "webhook_id": "1",
+    "delivery_id": "1",
 }
 
 
