@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
+from ferry.webhooks.urls import UrlRefused, check_url
 from tests.support import leaks
 from tests.support.images import make_image, push_image
 from tests.support.names import unique
@@ -87,6 +89,10 @@ def signed_by(secret: str, body: bytes, headers: dict[str, str]) -> bool:
     return hmac.compare_digest(expected, headers["X-Ferry-Signature"])
 
 
+def metric(scraped: str, series: str) -> float:
+    return sum(float(line.split()[-1]) for line in scraped.splitlines() if line.startswith(series + " "))
+
+
 def pushed(server: FerryServer, org: str, seed: str, tag: str = "v1") -> str:
     image = make_image(seed)
     push_image(registry(server), f"{org}/app", tag, image)
@@ -146,6 +152,10 @@ def test_three_500s_then_success_replay_and_rotation(a: FerryServer, receiver: R
     got = receiver.at("/flaky")
     assert [r.answered for r in got] == [500, 500, 500, 200]
     assert len({r.body for r in got}) == 1  # the same event, byte for byte
+    scraped = requests.get(f"{a.url}/metrics", timeout=10).text
+    assert metric(scraped, 'ferry_webhook_deliveries_total{result="retry"}') >= 3
+    assert metric(scraped, 'ferry_webhook_deliveries_total{result="success"}') >= 1
+    assert "ferry_webhook_outbox_depth" in scraped
 
     # Rotate the secret, then replay: the same event, signed with the new secret.
     rotated = "rotated-" + unique("secret")
@@ -248,3 +258,48 @@ def test_cli(a: FerryServer, receiver: Receiver) -> None:
     assert json.loads(a.cli("webhook", "list", org, "--json", *connect).stdout) == []
     refused = a.cli("webhook", "add", org, "ftp://example.com/h", *connect, check=False)
     assert refused.returncode == 1 and "http://" in refused.stdout
+
+
+def test_conflict_and_failure_events(a: FerryServer, b: FerryServer, receiver: Receiver) -> None:
+    """A conflict (B holds its own image under the tag, override off) and a failure (B's
+    organization deleted after the rule was made) each reach the webhook once, with the reason."""
+    org, gone = unique("hook"), unique("gone")
+    for server, name in ((a, org), (b, org), (b, gone)):
+        create_org(server, name)
+    push_image(registry(b), f"{org}/app", "v1", make_image(unique("theirs")))
+    create_repo(a, org, "app")
+    create_rule(a, org, "app", B, org)
+    create_rule(a, org, "app", B, gone)
+    assert manage(b).request("DELETE", f"/v2/manage/namespaces/{gone}").status_code == 204
+    kinds = ["ferry.sync.conflict", "ferry.sync.failed"]
+    hook = add_hook(a, org, receiver.url("/trouble"), events=kinds)
+
+    digest = pushed(a, org, unique("ours"))
+    wait_delivered(a, org, hook["id"], 2)
+    events = {e["type"]: e for e in (json.loads(r.body) for r in receiver.at("/trouble"))}
+    assert sorted(events) == kinds and len(receiver.at("/trouble")) == 2
+    conflict, failed = events["ferry.sync.conflict"]["data"], events["ferry.sync.failed"]["data"]
+    assert conflict["reason"] == "conflict" and conflict["target"] == {"region": B, "namespace": org}
+    assert failed["target"] == {"region": B, "namespace": gone} and failed["reason"] and failed["message"]
+    assert conflict["digest"] == failed["digest"] == digest
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:127.0.0.1]/h",
+        "http://127.1.2.3/h",
+        "http://[fe80::1]/h",
+        "http://224.0.0.1/h",
+        "http://x.localhost/h",
+    ],
+)
+def test_url_refused_in_every_spelling(url: str) -> None:
+    with pytest.raises(UrlRefused):
+        check_url(url, allow_private=False)
+    assert check_url(url, allow_private=True)
+
+
+def test_url_allowed() -> None:
+    assert check_url("https://hooks.example.com:8443/ferry?x=1", allow_private=False) == "hooks.example.com"
+    assert check_url("http://10.1.2.3/h", allow_private=False) == "10.1.2.3"  # a private network is fine
