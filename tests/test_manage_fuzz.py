@@ -207,6 +207,8 @@ class Route:
             "api_version": "v2",
             "project_id": "p",
             "retention_id": "1",
+            "webhook_id": "1",
+            "delivery_id": "1",
         }
         path = self.template
         for name, value in (defaults | values).items():
