@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob, SyncTransfer, utcnow
+from ferry.webhooks.sources import job_finished
 
 
 @dataclass
@@ -47,10 +48,12 @@ def _with_steps(earlier: list[str] | None, attempt: int, steps: list[str]) -> li
 
 
 class JobQueue:
-    def __init__(self, db: Database, owner: str, lease_seconds: float) -> None:
+    def __init__(self, db: Database, owner: str, lease_seconds: float, region: str = "") -> None:
         self.db = db
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
+        # The region whose jobs these are: the `source` of the webhook events their ends make.
+        self.region = region
 
     async def claim(self) -> SyncJob | None:
         now = utcnow()
@@ -138,6 +141,17 @@ class JobQueue:
                 )
             )
             await session.execute(delete(SyncTransfer).where(SyncTransfer.job_id == job_id))
+            # Webhook events (tag synced, sync failed, conflict, drift repaired) commit with the end.
+            await job_finished(
+                session,
+                job_id,
+                self.region,
+                outcome.status,
+                outcome.reason,
+                outcome.message,
+                outcome.digest,
+                outcome.visible_at,
+            )
 
     async def retry_later(
         self,

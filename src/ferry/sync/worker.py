@@ -37,7 +37,7 @@ class SyncWorker:
     ) -> None:
         self.settings = settings
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.queue = JobQueue(db, owner, settings.sync_lease_seconds)
+        self.queue = JobQueue(db, owner, settings.sync_lease_seconds, settings.region)
         self.runner = JobRunner(
             db,
             store,
