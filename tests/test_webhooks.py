@@ -22,7 +22,15 @@ from tests.support.receiver import HANG, Receiver, running_receiver
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.swr import TokenSession, iam_token
-from tests.support.sync_helpers import create_org, create_repo, create_rule, manage, registry, wait_for
+from tests.support.sync_helpers import (
+    create_org,
+    create_repo,
+    create_rule,
+    manage,
+    registry,
+    wait_for,
+    wait_tag,
+)
 
 A, B = "cn-north-4", "cn-east-3"
 DEADLINE = 30.0
@@ -303,3 +311,26 @@ def test_url_refused_in_every_spelling(url: str) -> None:
 def test_url_allowed() -> None:
     assert check_url("https://hooks.example.com:8443/ferry?x=1", allow_private=False) == "hooks.example.com"
     assert check_url("http://10.1.2.3/h", allow_private=False) == "10.1.2.3"  # a private network is fine
+
+
+def test_drift_repaired_event(a: FerryServer, b: FerryServer, receiver: Receiver) -> None:
+    """The tag deleted at B, an audit with repair copies it again: `ferry.drift.repaired`."""
+    org = unique("hook")
+    create_org(a, org)
+    create_org(b, org)
+    create_repo(a, org, "app")
+    create_rule(a, org, "app", B, org)
+    hook = add_hook(a, org, receiver.url("/drift"), events=["ferry.drift.repaired"])
+    digest = pushed(a, org, unique("seed"))
+    wait_tag(b, f"{org}/app", "v1", digest)
+    repo = f"/v2/manage/namespaces/{org}/repos/app"
+    assert manage(b).request("DELETE", f"{repo}/tags/v1").status_code == 204
+    audit = manage(a).request("POST", f"{repo}/sync_audit", {"repair": True})
+    assert audit.status_code == 200, audit.text
+
+    [delivery] = wait_delivered(a, org, hook["id"], 1)
+    [request] = receiver.at("/drift")
+    event = json.loads(request.body)
+    assert event["type"] == "ferry.drift.repaired" and event["id"] == delivery["event_id"]
+    assert event["data"]["trigger"] == "repair" and event["data"]["digest"] == digest
+    assert event["data"]["target"] == {"region": B, "namespace": org}
