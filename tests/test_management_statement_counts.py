@@ -151,7 +151,8 @@ async def grow(db: Database, count: int) -> None:
 async def costs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, dict[int, int]]]:
     """Statements per list endpoint, for 1 row and for MANY rows."""
     data: Path = tmp_path_factory.mktemp("counts")
-    settings = Settings(data_dir=data, admin_password="admin-pass-123", sync_workers=0)
+    # No background loops: their polls would be counted with the listing.
+    settings = Settings(data_dir=data, admin_password="admin-pass-123", sync_workers=0, webhook_slots=0)
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     try:
