@@ -357,3 +357,8 @@ async def _call_open(client: PeerClient, method: str, path: str, body: Any = Non
 from ferry.cli.audit import audit_command  # noqa: E402
 
 sync_app.command("audit")(audit_command)
+from ferry.cli.replication import explain_command, status_command, wait_command  # noqa: E402
+
+sync_app.command("status")(status_command)
+sync_app.command("explain")(explain_command)
+sync_app.command("wait")(wait_command)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ferry.manage import account, audit, iam, namespaces, repositories, retentions, sync, tags, webhooks
+from ferry.manage import (
+    account,
+    audit,
+    iam,
+    namespaces,
+    replication,
+    repositories,
+    retentions,
+    sync,
+    tags,
+    webhooks,
+)
 from ferry.manage.auth import guard
 from ferry.manage.openapi import add_docs
 from ferry.manage.operations import Operation
@@ -21,6 +32,7 @@ OPERATIONS: list[Operation] = [
     *retentions.OPERATIONS,
     *audit.OPERATIONS,
     *webhooks.OPERATIONS,
+    *replication.OPERATIONS,
 ]
 
 

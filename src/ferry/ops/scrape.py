@@ -1,8 +1,9 @@
 """GET /metrics: the Prometheus text format, for the addresses `metrics_allow` names.
 
-Queue depth and registry content are read from the database when scraped (one query each,
-kept for CACHE_SECONDS so a burst of scrapes costs one), by whichever process answers: they
-describe the region, not a process, so they are never summed across processes.
+Queue depth, registry content and tags per replication state are read from the database when
+scraped (a query or a few each, kept for CACHE_SECONDS so a burst of scrapes costs one), by
+whichever process answers: they describe the region, not a process, so they are never summed
+across processes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ferry.images.totals import ContentTotals, content_totals
 from ferry.observability.exposition import CONTENT_TYPE, render
 from ferry.state import STATE, state
 from ferry.sync.depth import QueueDepth, queue_depth
+from ferry.sync.replication import tag_state_counts
 
 CACHE_SECONDS = 2.0
 T = TypeVar("T")
@@ -78,10 +80,28 @@ class RegionSnapshot(Collector):
         )
 
 
+class TagStates(Collector):
+    """ferry_sync_tags{state,target}: tags per replication state per target (sync/replication.py)."""
+
+    def __init__(self, counts: dict[tuple[str, str], int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        tags = GaugeMetricFamily(
+            "ferry_sync_tags",
+            "Tags per replication state, by target (REGION/ORG).",
+            labels=["state", "target"],
+        )
+        for (kind, target), count in sorted(self.counts.items()):
+            tags.add_metric([kind, target], count)
+        yield tags
+
+
 @dataclass
 class Snapshots:
     depth: Cached[list[QueueDepth]]
     content: Cached[ContentTotals]
+    tags: Cached[dict[tuple[str, str], int]]
 
 
 SNAPSHOTS = web.AppKey("ferry_snapshots", Snapshots)
@@ -90,7 +110,11 @@ SNAPSHOTS = web.AppKey("ferry_snapshots", Snapshots)
 def install(app: web.Application) -> None:
     """Keeps the cached queries on the application (one pair per process)."""
     db = app[STATE].db
-    app[SNAPSHOTS] = Snapshots(Cached(lambda: queue_depth(db)), Cached(lambda: content_totals(db)))
+    app[SNAPSHOTS] = Snapshots(
+        Cached(lambda: queue_depth(db)),
+        Cached(lambda: content_totals(db)),
+        Cached(lambda: tag_state_counts(db)),
+    )
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -101,5 +125,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
             403, "SVCSTG.SWR.4030170", "metrics are not served to this address (FERRY_METRICS_ALLOW)"
         )
     snapshots = request.app[SNAPSHOTS]
-    body = render([RegionSnapshot(await snapshots.depth.get(), await snapshots.content.get())])
+    body = render(
+        [
+            RegionSnapshot(await snapshots.depth.get(), await snapshots.content.get()),
+            TagStates(await snapshots.tags.get()),
+        ]
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
