@@ -5,6 +5,7 @@ delivery log; replay and secret rotation; URL checks; manage permission."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from ferry.webhooks.delivery import CheckedResolver
 from ferry.webhooks.urls import UrlRefused, check_url
 from tests.support import leaks
 from tests.support.images import make_image, push_image
@@ -334,3 +336,17 @@ def test_drift_repaired_event(a: FerryServer, b: FerryServer, receiver: Receiver
     assert event["type"] == "ferry.drift.repaired" and event["id"] == delivery["event_id"]
     assert event["data"]["trigger"] == "repair" and event["data"]["digest"] == digest
     assert event["data"]["target"] == {"region": B, "namespace": org}
+
+
+def test_resolver_refuses_names_of_forbidden_addresses() -> None:
+    """At delivery the check is on the addresses the connection itself resolved."""
+
+    async def resolve(host: str) -> object:
+        resolver = CheckedResolver()
+        try:
+            return await resolver.resolve(host, 80)
+        finally:
+            await resolver.close()
+
+    with pytest.raises(OSError, match="may not reach"):
+        asyncio.run(resolve("localhost"))

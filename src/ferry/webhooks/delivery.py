@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
+from aiohttp.abc import ResolveResult
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +33,7 @@ from ferry.metadata.outbox_models import Webhook, WebhookAttempt, WebhookDeliver
 from ferry.observability import metrics
 from ferry.webhooks.outbox import CommitWakeup
 from ferry.webhooks.signing import request_headers
-from ferry.webhooks.urls import check_resolved
+from ferry.webhooks.urls import check_url, forbidden_address
 
 log = logging.getLogger("ferry.webhooks")
 WAITING, RUNNING, SUCCESS, FAILED = "waiting", "running", "success", "failed"
@@ -62,6 +63,20 @@ class Tried:
         return self.code is not None and 200 <= self.code < 300
 
 
+class CheckedResolver(aiohttp.ThreadedResolver):
+    """Resolves as usual, then refuses the connection when any address is forbidden: the check
+    is on the addresses this connection uses, not on an earlier lookup (DNS rebinding)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await super().resolve(host, port, family)
+        for result in found:
+            if forbidden_address(result["host"]):
+                raise OSError(f"{host} resolves to {result['host']}, which webhooks may not reach")
+        return found
+
+
 def backoff_seconds(base: float, attempt: int) -> float:
     """About base · 2^(attempt-1), at most an hour, with jitter so that retries spread out."""
     return min(MAX_BACKOFF_SECONDS, base * 2 ** min(attempt - 1, 20)) * random.uniform(0.5, 1.0)
@@ -82,8 +97,10 @@ class DeliveryLoop:
         if not self.settings.webhook_slots:
             return
         self._commits.start()
+        resolver = None if self.settings.webhook_allow_private else CheckedResolver()
         self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds)
+            connector=aiohttp.TCPConnector(resolver=resolver),
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
         )
         self._tasks = [
             asyncio.create_task(self._slot(), name=f"ferry-webhook-{n}")
@@ -178,7 +195,7 @@ class DeliveryLoop:
         code: int | None = None
         error = ""
         try:
-            await check_resolved(claimed.url, self.settings.webhook_allow_private)
+            check_url(claimed.url, self.settings.webhook_allow_private)  # names: CheckedResolver
             headers = request_headers(claimed.secret, claimed.event_id, claimed.event_type, claimed.body)
             async with self._http.post(
                 claimed.url, data=claimed.body, headers=headers, allow_redirects=False

@@ -1,13 +1,12 @@
 """Which URLs a webhook may POST to: http or https, no credentials in the URL, and (unless
 FERRY_WEBHOOK_ALLOW_PRIVATE) no loopback, link-local, multicast, unspecified or reserved
-address. Checked when a webhook is created or changed, and again at each delivery on the
-addresses the name resolves to then (a name may change what it points at)."""
+address. Checked when a webhook is created or changed, and again at each delivery: the URL, and
+(webhooks/delivery.py's resolver) every address the name resolves to for that very connection,
+so a name that changes what it points at cannot lead a delivery to a forbidden address."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
 from urllib.parse import urlsplit
 
 from ferry.webhooks.errors import WebhookInvalid
@@ -52,17 +51,7 @@ def check_url(url: str, allow_private: bool) -> str:
     return host
 
 
-async def check_resolved(url: str, allow_private: bool) -> None:
-    """At delivery: every address the host resolves to must be allowed (UrlRefused otherwise)."""
-    host = check_url(url, allow_private)
-    if allow_private:
-        return
-    port = urlsplit(url).port or (443 if url.startswith("https") else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise UrlRefused(f"webhook host {host} does not resolve: {error}") from None
-    for info in infos:
-        address = str(info[4][0]).split("%")[0]
-        if _forbidden(ipaddress.ip_address(address)):
-            raise UrlRefused(f"webhook host {host} resolves to {address}, which webhooks may not reach")
+def forbidden_address(address: str) -> bool:
+    """Whether a resolved address (as getaddrinfo gives it, maybe with an IPv6 zone) is one
+    webhooks may not reach."""
+    return _forbidden(ipaddress.ip_address(address.split("%")[0]))
