@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     webhook_give_up_seconds: float = Field(default=24 * 3600, gt=0)
     webhook_allow_private: bool = False
     webhook_slots: int = Field(default=4, ge=0)
+    # Finished deliveries (and their attempts) older than this are deleted by the delivery loop.
+    webhook_keep_days: float = Field(default=30, gt=0)
     # Logs (stderr): "text" or "json" lines, the level, and one access line per request.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 import aiohttp
 from aiohttp.abc import ResolveResult
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.config import Settings
@@ -38,6 +38,7 @@ from ferry.webhooks.urls import check_url, forbidden_address
 log = logging.getLogger("ferry.webhooks")
 WAITING, RUNNING, SUCCESS, FAILED = "waiting", "running", "success", "failed"
 MAX_BACKOFF_SECONDS = 3600.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class DeliveryLoop:
         self._commits = CommitWakeup(self._wake.set)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
+        self._pruned_at = 0.0
 
     def start(self) -> None:
         if not self.settings.webhook_slots:
@@ -128,6 +130,7 @@ class DeliveryLoop:
                 log.exception("claiming a webhook delivery failed")
                 claimed = None
             if claimed is None:
+                await self._prune_when_due()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
                 continue
@@ -137,6 +140,27 @@ class DeliveryLoop:
             except Exception:
                 # The lease runs out and the delivery is claimed again.
                 log.exception("webhook delivery %s: recording the attempt failed", claimed.delivery_id)
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            await self.prune()
+        except Exception:
+            log.exception("pruning old webhook deliveries failed")
+
+    async def prune(self) -> int:
+        """Deletes finished deliveries older than `webhook_keep_days` (their attempts go with
+        them); returns how many."""
+        cutoff = utcnow() - timedelta(days=self.settings.webhook_keep_days)
+        async with self.db.write() as session:
+            result = await session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.status.in_((SUCCESS, FAILED)), WebhookDelivery.finished_at < cutoff
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def claim(self) -> Claimed | None:
         now = utcnow()
