@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,12 @@ def moved(world: World) -> list[str]:
     org = world.orgs["moved"]
 
     def retrying() -> dict[str, Any] | None:
+        # Waiting for a retry at least half a second away: both moves land while it waits.
         found = state_of(world, "moved", C)
-        return found if found["phase"] == "retrying" and found["attempt"] >= 2 else None
+        if found["phase"] != "retrying" or found["attempt"] < 2:
+            return None
+        later = datetime.fromisoformat(found["nextAttemptAt"]) - datetime.now(UTC)
+        return found if later.total_seconds() > 0.5 else None
 
     wait_for(retrying, "the moved case's job to wait for a retry")
     two = push(world.a, org, "moved-two")

@@ -107,8 +107,7 @@ def status_command(
     to: To = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show the replication state of each tag in each sync target (in-sync, pending, behind,
-    conflict, failed, not-synced)."""
+    """Show the replication state of each tag in each sync target."""
     name, tag = _split(reference, tag_required=False)
     path = _repo_path(name) + "/sync_state" + _query(tag=tag, target=_checked_target(to))
     found = _get(connection, path)
@@ -125,8 +124,7 @@ def explain_command(
     to: Annotated[str, typer.Option("--to", help="REGION/ORG of the target.")],
     as_json: AsJson = False,
 ) -> None:
-    """Why a tag is or is not in a target: rules, state, every job and its steps, what the target
-    holds now, and what happens next."""
+    """Explain why a tag is or is not in a target, and what happens next."""
     name, tag = _split(reference, tag_required=True)
     path = _repo_path(name) + "/sync_explain" + _query(tag=tag, target=_checked_target(to))
     found = _get(connection, path)
@@ -137,7 +135,7 @@ def explain_command(
     console.print(f"[bold]{escape(found['next'])}[/bold]", soft_wrap=True)
     style = STATE_STYLE.get(state["state"], "")
     console.print(f"state: [{style}]{state['state']}[/{style}] ({escape(detail(state))})", soft_wrap=True)
-    console.print(f"source digest: {state['digest']}")
+    console.print(f"source digest: {state['digest']}", soft_wrap=True)
     live = found["currentTargetDigest"] or f"unknown ({found['currentTargetError'] or 'no tag there'})"
     if found["currentTargetDigest"] is None and found["currentTargetError"] is None:
         live = "none (the tag is not there)"
@@ -167,8 +165,7 @@ def wait_command(
     timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait in all.")] = 300,
     as_json: AsJson = False,
 ) -> None:
-    """Wait until the tag is in sync in every target (or the one named); exits 0 then, 1 with
-    the reasons when it is not by the timeout (or cannot be: a conflict, a failure)."""
+    """Wait until a tag is in sync in every target (or the one named); exit 1 with the reason if not."""
     name, tag = _split(reference, tag_required=True)
     target = _checked_target(to)
     deadline = time.monotonic() + timeout
