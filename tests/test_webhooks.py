@@ -350,3 +350,18 @@ def test_resolver_refuses_names_of_forbidden_addresses() -> None:
 
     with pytest.raises(OSError, match="may not reach"):
         asyncio.run(resolve("localhost"))
+
+
+def test_disabled_webhook_gets_nothing(a: FerryServer, receiver: Receiver) -> None:
+    """Both webhooks see the same push's transaction: the enabled one's delivery arriving means
+    the disabled one's would have been recorded too."""
+    org = unique("hook")
+    create_org(a, org)
+    off = add_hook(a, org, receiver.url("/off"), enabled=False)
+    on = add_hook(a, org, receiver.url("/on"), events=["ferry.image.pushed"])
+    assert off["enabled"] is False
+    pushed(a, org, unique("seed"))
+    wait_delivered(a, org, on["id"], 1)
+    assert deliveries(a, org, off["id"]) == [] and receiver.at("/off", answered=False) == []
+    patch = manage(a).request("PATCH", f"{hooks_path(org)}/{off['id']}", {"enabled": True, "events": ["bad"]})
+    assert patch.status_code == 400 and "bad" in patch.text

@@ -148,9 +148,9 @@ async def create_webhook(request: web.Request, principal: Principal) -> web.Resp
             body.events,
             body.secret,
             body.description,
+            body.enabled,
             _allow_private(request),
         )
-        hook.enabled = body.enabled
         created = WebhookCreated.model_validate(_view(hook) | {"secret": hook.secret})
     return json_response(created, status=201)
 

@@ -72,6 +72,7 @@ async def create_webhook(
     events: list[str],
     secret: str | None,
     description: str,
+    enabled: bool,
     allow_private: bool,
 ) -> Webhook:
     """The new webhook; its `secret` (given, or generated) is for the caller's answer only."""
@@ -83,6 +84,7 @@ async def create_webhook(
         secret=_secret(secret) if secret is not None else new_secret(),
         events=_events(events),
         description=description,
+        enabled=enabled,
         creator_name=principal.name,
     )
     session.add(hook)
