@@ -241,6 +241,7 @@ async def test_an_attempt_resumes_from_the_saved_upload_at_the_acknowledged_offs
     assert outcome.status == JobStatus.SUCCESS
     assert target.of("upload_chunk") == ["2000-2500"] and target.of("start_upload") == []
     assert attempt.tally.sent == 500
+    assert f"blob {layer} resumed at offset 2000 of 2500" in outcome.steps, outcome.steps
     assert_holds(target, built)
 
 
