@@ -22,6 +22,10 @@ from typing import Any
 import pytest
 from huaweicloudsdkswr.v2 import DeleteNamespacesRequest
 
+from ferry.metadata.models import SyncRule
+from ferry.names import ImageName
+from ferry.sync import replication as r
+from ferry.sync.explain import next_step
 from tests.support.images import make_image, push_image
 from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
@@ -149,7 +153,7 @@ def test_a_tag_in_sync(world: World, moved: list[str]) -> None:
     explained = api(world, org, "sync_explain", tag="v1", target=f"{B}/{org}")
     assert explained["next"].startswith("nothing to do: in sync since "), explained["next"]
     assert explained["currentTargetDigest"] == digest
-    assert [r["remoteRegionId"] for r in explained["rules"]] == [B]
+    assert [rule["remoteRegionId"] for rule in explained["rules"]] == [B]
     (job,) = explained["jobs"]
     assert job["reason"] is None and job["writtenDigest"] == digest
     assert any(s.startswith("attempt 1: blob ") and "uploaded" in s for s in job["steps"]), job["steps"]
@@ -274,3 +278,18 @@ def test_errors_say_what_is_wrong(world: World) -> None:
     # A tag nothing replicates: no rule to that target, no job.
     lonely = session.request("GET", base + "/sync_wait", params={"tag": "v1", "target": f"{C}/{org}"})
     assert lonely.status_code == 400 and "no sync rule or sync job" in lonely.json()["error_msg"]
+
+
+def test_the_next_step_sentence_for_a_queued_and_a_running_job() -> None:
+    """The phases the live cases pass through too quickly to catch, and a manual-only rule."""
+    target, source = r.Target(B, "team"), ImageName("team", "app")
+    base = r.TagState(1, "v1", target, r.PENDING, "sha256:" + "1" * 64)
+    queued = r.TagState(**{**base.__dict__, "phase": "queued", "position": 3})
+    running = r.TagState(**{**base.__dict__, "phase": "running", "attempt": 2, "bytes_sent": 1258291})
+    manual = SyncRule(remote_region_id=B, remote_namespace="team", sync_auto=False, override=False)
+    never = r.TagState(**{**base.__dict__, "state": r.NOT_SYNCED})
+    assert next_step(queued, [], source, target) == "queued: 3 jobs ahead"
+    assert next_step(running, [], source, target) == "copying now: attempt 2, 1.2 MiB sent"
+    assert next_step(never, [manual], source, target).startswith(
+        "not copied: the rule is not automatic; run a manual sync: `ferry sync now team/app v1 --to"
+    )
