@@ -153,7 +153,9 @@ SYNC_DRIFT_REPAIRED = Counter(
     ["kind", "target"],
 )
 AUDIT_REQUESTS = Counter(
-    "ferry_audit_requests_total", "Registry requests audits sent to peers, by target (REGION/ORG).", ["target"]
+    "ferry_audit_requests_total",
+    "Registry requests audits sent to peers, by target (REGION/ORG).",
+    ["target"],
 )
 
 # --- Webhooks (webhooks/delivery.py) ---------------------------------------------------------
