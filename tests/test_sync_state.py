@@ -36,6 +36,7 @@ from tests.support.sync_helpers import (
     create_rule,
     jobs,
     manage,
+    manual_sync,
     registry,
     sdk,
     tag_digest,
@@ -263,6 +264,28 @@ def test_a_tag_that_moved_twice_while_queued(world: World, moved: list[str]) -> 
     (job,) = api(world, org, "sync_explain", tag="v1", target=f"{C}/{org}")["jobs"]
     assert job["status"] == "success" and job["attempts"] >= 3
     assert any("failed: region" in s for s in job["steps"]) and any("written" in s for s in job["steps"])
+
+
+def test_a_tag_behind_after_it_moved_under_a_manual_rule(world: World) -> None:
+    """A rule that is not automatic: a manual sync copies v1; v1 then moves at the source."""
+    org = unique("behind")
+    for server in (world.a, world.regions[B]):
+        create_org(server, org)
+    create_repo(world.a, org, REPO)
+    assert create_rule(world.a, org, REPO, B, org, sync_auto=False) == 200
+    first = push(world.a, org, "behind-one")
+    assert manual_sync(world.a, org, REPO, ["v1"], B, org) == []
+    waited = ferry(world, "sync", "wait", f"{org}/{REPO}:v1", "--timeout", "60")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    second = push(world.a, org, "behind-two")  # no job: the rule is manual
+    found = api(world, org, "sync_state", tag="v1", target=f"{B}/{org}")["tags"][0]
+    assert (found["state"], found["digest"], found["copiedDigest"]) == ("behind", second, first)
+    explained = api(world, org, "sync_explain", tag="v1", target=f"{B}/{org}")
+    assert explained["currentTargetDigest"] == first
+    assert explained["next"].startswith("not copied: the target holds an older digest"), explained["next"]
+    # Nothing will change by itself: wait says so at once instead of sitting out its timeout.
+    waited = ferry(world, "sync", "wait", f"{org}/{REPO}:v1", "--timeout", "60")
+    assert waited.returncode != 0 and "behind" in waited.stdout, waited.stdout
 
 
 def test_errors_say_what_is_wrong(world: World) -> None:
