@@ -58,13 +58,19 @@ def _latency(samples: list[dict[str, Any]]) -> dict[str, Any]:
     values = [s["visible_s"] for s in samples if s["visible_s"] is not None]
     if not values:
         return {"pushes": len(samples), "visible": 0}
-    return {
+    figures = {
         "pushes": len(samples),
         "visible": len(values),
         "p50_s": round(statistics.median(values), 4),
         "p95_s": round(percentile(values, 95), 4),
         "max_s": round(max(values), 4),
     }
+    # Where the time goes (from the job records): waiting to be claimed, and the copy itself.
+    for part in ("wait_s", "copy_s"):
+        parts = [s[part] for s in samples if part in s]
+        if parts:
+            figures[f"{part[:-2]}_p50_s"] = round(statistics.median(parts), 4)
+    return figures
 
 
 def _run_figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +130,7 @@ def summarize(document: dict[str, Any]) -> dict[str, Any]:
         "seed": document["seed"],
         "audit_rate": document["settings"].get("ferry_audit_rate"),
         "jobs_created_by_rules": document.get("jobs_created_by_rules"),
+        "history": document.get("history"),
         "live_sync_requests_per_push": round(live_per_push, 1),
         "runs": runs,
         "baseline": base,
@@ -141,8 +148,8 @@ def _fmt(value: Any, unit: str = "") -> str:
 def table(summary: dict[str, Any]) -> str:
     lines = [
         "| run | load start → end | audit wall time | audit requests (per tag) | target requests Δ "
-        "| live pushes | p50 push→visible | p95 | CPU-s source / target |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| live pushes | p50 push→visible | p95 | p50 wait / copy | CPU-s source / target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in summary["runs"]:
         audit = run.get("audit", {})
@@ -152,7 +159,8 @@ def table(summary: dict[str, Any]) -> str:
             f"| {run['kind']} {run['number']} | {run['load_start'][0]} → {run['load_end'][0]} "
             f"| {_fmt(audit.get('seconds'), ' s')} | {_fmt(audit.get('requests'))}{per_tag} "
             f"| {run['target_requests']} | {live['pushes']} | {_fmt(live.get('p50_s'), ' s')} "
-            f"| {_fmt(live.get('p95_s'), ' s')} | {run['cpu_s']['source']} / {run['cpu_s']['target']} |"
+            f"| {_fmt(live.get('p95_s'), ' s')} | {_fmt(live.get('wait_p50_s'))} / "
+            f"{_fmt(live.get('copy_p50_s'))} | {run['cpu_s']['source']} / {run['cpu_s']['target']} |"
         )
     base, during = summary["baseline"], summary["with_audit"]
     lines += [
@@ -165,6 +173,8 @@ def table(summary: dict[str, Any]) -> str:
         f"{summary['tags']} tags seeded in {summary['seed']['seconds']} s; audit pacing "
         f"FERRY_AUDIT_RATE={summary['audit_rate']} requests/s per peer; live sync sends "
         f"{summary['live_sync_requests_per_push']} requests to the target per pushed image; "
-        f"jobs created by the rules: {summary['jobs_created_by_rules']}",
+        f"jobs created by the rules: {summary['jobs_created_by_rules']}; manual sync jobs of the "
+        f"seeded tags: {(summary['history'] or {}).get('statuses')} in "
+        f"{(summary['history'] or {}).get('seconds')} s",
     ]
     return "\n".join(lines)

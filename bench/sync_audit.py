@@ -4,8 +4,10 @@ Starts two Ferry regions with `ferry dev` (bench.sync_latency.ferry_dev; /readyz
 organization `bench` in both and seeds `--tags` small distinct images (one shared real layer, a
 config of its own per tag) into `bench/audit` of the source AND, identically, of the target: the
 same bytes pushed to both over HTTP (concurrent monolithic blob POSTs and manifest PUTs), so the
-two are in sync without 10,000 sync jobs. Then the rules (syncAuto) are created: `bench/audit` and
-`bench/live` → the target. Creating a rule enqueues nothing for tags that already exist.
+target holds them without 10,000 copies. Then the rules (syncAuto) are created: `bench/audit` and
+`bench/live` → the target (which enqueues nothing for existing tags), and every seeded tag is
+manually synced once, as in a repository that really was synced (bench/audit_seed.py says
+why; `--no-history` skips it); those jobs find the target current.
 
 1. audit alone: one `POST …/repos/audit/sync_audit` (sync/audit.py) with nothing else running:
    wall time, the audit's own request count, the target's ferry_http_requests_total delta.
@@ -32,12 +34,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench.audit_figures import cpu_seconds, request_counts, summarize, table
+from bench.audit_seed import AUDITED, seed, sync_history
 from bench.registry_async import AsyncRegistry, iam_token
 from bench.servers import load_average, machine_facts
 from bench.sync_latency import NAMESPACE, create_namespaces, create_sync_rules, ferry_dev, log
@@ -45,7 +49,7 @@ from tests.support.images import make_image
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-AUDITED, LIVE = "audit", "live"
+LIVE = "live"
 VISIBLE_TIMEOUT = 120.0
 
 
@@ -78,72 +82,6 @@ class Bench:
         return {"source": self.dev["regions"][0]["pids"], "target": self.dev["regions"][1]["pids"]}
 
 
-# --- seeding ---------------------------------------------------------------------------------------
-
-
-def seed_images(count: int) -> tuple[bytes, list[tuple[str, bytes, dict[str, Any]]]]:
-    """One real gzip layer shared by all, and per tag (name, config bytes, manifest): distinct
-    images whose configs differ only in a label."""
-    base = make_image("bench-audit-shared")
-    manifest = json.loads(base.manifest)
-    layer = base.blobs[manifest["layers"][0]["digest"]]
-    config = json.loads(base.blobs[manifest["config"]["digest"]])
-    images = []
-    for i in range(count):
-        tag = f"t{i:05d}"
-        own = json.dumps(config | {"config": config["config"] | {"Labels": {"bench.tag": tag}}}).encode()
-        image = json.loads(base.manifest)
-        image["config"] = image["config"] | {"digest": _digest(own), "size": len(own)}
-        images.append((tag, own, image))
-    return layer, images
-
-
-def _digest(data: bytes) -> str:
-    from ferry.images.digests import sha256_digest
-
-    return sha256_digest(data)
-
-
-async def seed_region(
-    registry: AsyncRegistry, layer: bytes, images: list[tuple[str, bytes, dict[str, Any]]], concurrency: int
-) -> None:
-    repository = f"{NAMESPACE}/{AUDITED}"
-    await registry.push_blob(repository, layer)
-    queue: asyncio.Queue[tuple[str, bytes, dict[str, Any]]] = asyncio.Queue()
-    for image in images:
-        queue.put_nowait(image)
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        while not queue.empty():
-            tag, config, manifest = queue.get_nowait()
-            await registry.push_blob(repository, config)
-            await registry.put_manifest(repository, tag, manifest)
-            done += 1
-            if done % 1000 == 0:
-                log(f"  {registry.base}: {done}/{len(images)} tags")
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-async def seed(bench: Bench) -> dict[str, Any]:
-    layer, images = seed_images(bench.args.tags)
-    started, load = time.perf_counter(), load_average()
-    await asyncio.gather(
-        *(seed_region(r, layer, images, bench.args.concurrency) for r in (bench.source, bench.target))
-    )
-    return {
-        "tags": len(images),
-        "method": "HTTP: per region 1 shared layer, then per tag a config blob POST ?digest= and a "
-        f"manifest PUT, {bench.args.concurrency} at a time per region, both regions at once",
-        "seconds": round(time.perf_counter() - started, 1),
-        "requests": bench.source.requests + bench.target.requests,
-        "load_start": load,
-        "load_end": load_average(),
-    }
-
-
 # --- live pushes and the audit -----------------------------------------------------------------
 
 
@@ -157,16 +95,42 @@ async def push_and_watch(bench: Bench) -> dict[str, Any]:
     for blob in image.blobs.values():
         await bench.source.push_blob(repository, blob)
     digest = await bench.source.put_manifest(repository, tag, json.loads(image.manifest))
-    pushed = time.perf_counter()
+    pushed, pushed_wall = time.perf_counter(), time.time()
     polls, deadline = 0, pushed + VISIBLE_TIMEOUT
     while time.perf_counter() < deadline:
         polls += 1
         if await bench.target.tag_digest(repository, tag) == digest:
             seen = time.perf_counter()
             return {"tag": tag, "push_s": round(pushed - started, 4), "visible_s": round(seen - pushed, 4),
-                    "polls": polls}  # fmt: skip
+                    "polls": polls, "pushed_at": pushed_wall}  # fmt: skip
         await asyncio.sleep(bench.args.interval)
     return {"tag": tag, "push_s": round(pushed - started, 4), "visible_s": None, "polls": polls}
+
+
+def _epoch(moment: str | None) -> float | None:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() if moment else None
+
+
+async def job_times(bench: Bench, samples: list[dict[str, Any]]) -> None:
+    """Splits each push-to-visible with the live job's startedAt/finishedAt (milliseconds; the
+    server's clock is this machine's): push end → claimed (`wait_s`), the copy (`copy_s`)."""
+    path = f"/v2/manage/namespaces/{NAMESPACE}/repos/{LIVE}/sync_job"
+    jobs: dict[str, dict[str, Any]] = {}
+    for offset in range(0, bench.pushed + 1000, 1000):
+        params = {"filter": f"limit::1000|offset::{offset}|order::asc"}
+        headers = {"X-Auth-Token": bench.manage_token}
+        async with bench.session.get(bench.source_url + path, params=params, headers=headers) as response:
+            page = await response.json() if response.status == 200 else []
+        jobs |= {job["tag"]: job for job in page}
+        if len(page) < 1000:
+            break
+    for sample in samples:
+        job = jobs.get(sample["tag"], {})
+        started, finished = _epoch(job.get("startedAt")), _epoch(job.get("finishedAt"))
+        if started is not None and finished is not None and "pushed_at" in sample:
+            sample["wait_s"] = round(started - sample["pushed_at"], 4)
+            sample["copy_s"] = round(finished - started, 4)
+            sample["job_attempts"] = job.get("attempts")
 
 
 async def run_audit(bench: Bench) -> dict[str, Any]:
@@ -220,6 +184,7 @@ async def one_run(bench: Bench, kind: str, number: int) -> dict[str, Any]:
         samples.append(await push_and_watch(bench))
         await asyncio.sleep(bench.args.gap)
     result: dict[str, Any] = {"kind": kind, "number": number, "load_start": load}
+    await job_times(bench, samples)
     if audit is not None:
         result["audit"] = await audit
     result |= {
@@ -244,12 +209,31 @@ async def measure(bench: Bench) -> dict[str, Any]:
     # A rule does not sync what already exists: no job may have been created by now.
     created = {k: v for k, v in (await scrape(bench))["source"].items() if "jobs_created" in k}
     document: dict[str, Any] = {"jobs_created_by_rules": int(sum(created.values()))}
+    if not bench.args.no_history:
+        log(f"history: manual sync of the {bench.args.tags} seeded tags (the target already holds them)")
+        document["history"] = await sync_history(bench.dev, bench.session, bench.args.tags)
+        log(f"  {document['history']['jobs']} jobs final in {document['history']['seconds']} s")
     bench.runs.append(await one_run(bench, "audit-alone", 0))
     for number in range(1, bench.args.rounds + 1):
         for kind in ("baseline", "with-audit"):
             bench.runs.append(await one_run(bench, kind, number))
     document["runs"] = bench.runs
     return document
+
+
+def ferry_tree() -> dict[str, Any]:
+    """Which Ferry ran: the commit, files of src/ changed since, and FERRY_SRC/PYTHONPATH if set."""
+    import os
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {
+        "head": git("rev-parse", "--short", "HEAD"),
+        "src_changed": git("status", "--porcelain", "src").splitlines(),
+        "pythonpath": os.environ.get("PYTHONPATH", ""),
+    }
 
 
 def default_rate() -> Any:
@@ -269,6 +253,7 @@ async def main_async(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     document: dict[str, Any] = {
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_facts(),
+        "ferry": ferry_tree(),
         "settings": vars(args)
         | {"env": env, "ferry_audit_rate": env.get("FERRY_AUDIT_RATE", default_rate())},
     }
@@ -288,7 +273,7 @@ async def main_async(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 args,
             )
             log(f"seeding {args.tags} tags into both regions")
-            document["seed"] = await seed(bench)
+            document["seed"] = await seed(bench.source, bench.target, args.tags, args.concurrency)
             log(f"  seeded in {document['seed']['seconds']} s")
             document |= await measure(bench)
     document["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -309,6 +294,7 @@ def main() -> int:
     parser.add_argument(
         "--audit-rate", default="", help="FERRY_AUDIT_RATE for both regions (default: Ferry's)"
     )
+    parser.add_argument("--no-history", action="store_true", help="no manual sync job per seeded tag")
     parser.add_argument("--quick", action="store_true", help="500 tags, 10 pushes per baseline")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
