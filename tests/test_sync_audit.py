@@ -25,6 +25,7 @@ from ferry.config import Settings
 from ferry.images.digests import sha256_digest
 from ferry.storage import BlobStore, FilesystemBlobStore
 from ferry.storage.s3 import S3BlobStore
+from ferry.sync import pacing
 from ferry.sync.pacing import TokenBucket
 from ferry.sync.reconciler import Reconciler
 from tests.support.images import Image, make_image, make_index, push_image, put_manifest
@@ -317,6 +318,19 @@ async def test_the_token_bucket_paces_to_its_rate_after_a_burst() -> None:
     for _ in range(10):
         await bucket.acquire()
     assert 0.15 < time.monotonic() - began < 1.0
+
+
+async def test_audit_requests_step_aside_while_a_live_job_copies() -> None:
+    bucket = TokenBucket(rate=1000)
+    with pacing.LIVE.copying():
+        waiting = asyncio.ensure_future(bucket.acquire())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # a live job copies: the audit request waits
+    await asyncio.wait_for(waiting, 0.5)  # the job ended: it goes at once
+    with pacing.LIVE.copying():  # a live job that never ends slows the audit, never stops it
+        began = time.monotonic()
+        await bucket.acquire()
+        assert pacing.YIELD_SECONDS - 0.1 < time.monotonic() - began < pacing.YIELD_SECONDS + 1
 
 
 async def test_one_process_claims_a_due_round_and_keeps_it_while_it_renews(tmp_path: Path) -> None:

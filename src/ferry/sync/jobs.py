@@ -12,7 +12,7 @@ from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob
 from ferry.observability.logs import job_context
 from ferry.storage import BlobStore
-from ferry.sync import joblog, jobmetrics, reasons
+from ferry.sync import joblog, jobmetrics, pacing, reasons
 from ferry.sync.authorization import SyncRefused, job_actor
 from ferry.sync.copier import TagCopy
 from ferry.sync.errors import PeerError
@@ -79,7 +79,10 @@ class JobRunner:
             joblog.started(job)
             jobmetrics.started(job)
             began = time.monotonic()
-            outcome = await self._attempt(job)
+            # Audits step aside while live jobs copy (sync.pacing); repairs are audit work.
+            live = pacing.LIVE.copying() if job.trigger != "repair" else contextlib.nullcontext()
+            with live:
+                outcome = await self._attempt(job)
             if outcome is not None:
                 joblog.finished(job, outcome, time.monotonic() - began)
                 jobmetrics.finished(job, outcome)
