@@ -41,8 +41,11 @@ from ferry.sync.source import LocalSource
 from ferry.sync.target import OciTarget
 from ferry.sync.triggers import Target, enqueue
 
-# Tags audited at once per target: round trips overlap; the token bucket bounds the rate.
-CONCURRENCY = 8
+# Tags audited at once per target: round trips overlap; the token bucket bounds the rate. Two
+# keep up with 100 requests a second on loopback, and bound what is still in flight when a live
+# job starts (sync.pacing steps aside for it): with 8, live push-to-visible during a 500-tag
+# audit was 1.26x its baseline, with 2 it was 1.03x, the audit as fast (bench/sync_audit.py).
+CONCURRENCY = 2
 # How often (in tags) a long audit calls its heartbeat (the reconciler renews its claim).
 HEARTBEAT_TAGS = 100
 Heartbeat = Callable[[], Awaitable[None]]
