@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,9 @@ def test_a_tag_pending_behind_the_dead_peer(world: World) -> None:
     assert [(s["state"], s["reason"]) for s in answer["states"]] == [("pending", "unreachable")]
     explained = api(world, org, "sync_explain", tag="v1", target=f"{C}/{org}")
     sentence = explained["next"]
-    assert sentence.startswith("retrying in ") and f"region {C} unreachable" in sentence, sentence
+    # Retrying, or (its retry time come) queued or running again: each names the last failure.
+    assert sentence.startswith(("retrying in ", "queued: ", "copying now: ")), sentence
+    assert f"region {C} unreachable" in sentence, sentence
     assert explained["currentTargetDigest"] is None
     assert "unreachable" in explained["currentTargetError"]
     assert any("failed: region" in s for s in explained["jobs"][0]["steps"])
@@ -313,6 +315,13 @@ def test_the_next_step_sentence_for_a_queued_and_a_running_job() -> None:
     never = r.TagState(**{**base.__dict__, "state": r.NOT_SYNCED})
     assert next_step(queued, [], source, target) == "queued: 3 jobs ahead"
     assert next_step(running, [], source, target) == "copying now: attempt 2, 1.2 MiB sent"
+    failed_before = {"reason": "unreachable"}
+    assert next_step(replace(queued, **failed_before), [], source, target) == (
+        f"queued: 3 jobs ahead; the last attempt failed: region {B} unreachable"
+    )
+    assert next_step(replace(running, **failed_before), [], source, target).endswith(
+        f"; the attempt before failed: region {B} unreachable"
+    )
     assert next_step(never, [manual], source, target).startswith(
         "not copied: the rule is not automatic; run a manual sync: `ferry sync now team/app v1 --to"
     )

@@ -69,7 +69,10 @@ def detail(state: dict[str, Any]) -> str:
             return running
         if phase == "retrying":
             return f"retrying at {state.get('nextAttemptAt')}: {state.get('reason')}: {state.get('message')}"
-        return f"queued: {state.get('position') or 0} ahead"
+        queued = f"queued: {state.get('position') or 0} ahead"
+        if state.get("reason"):  # its retry time came: it waits for a slot, after a failure
+            queued += f"; before: {state['reason']}: {state.get('message')}"
+        return queued
     if kind == "in-sync":
         return f"visible since {state.get('visibleAt')}"
     if kind in ("failed", "conflict", "behind"):

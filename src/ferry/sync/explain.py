@@ -136,12 +136,15 @@ def next_step(state: r.TagState, rules: list[SyncRule], source: ImageName, targe
         return f"nothing to do: in sync since {_when(state.visible_at)}"
     if state.state == r.PENDING:
         if state.phase == "running":
-            return f"copying now: attempt {state.attempt}, {_size(state.bytes_sent)} sent"
+            running = f"copying now: attempt {state.attempt}, {_size(state.bytes_sent)} sent"
+            return f"{running}; the attempt before failed: {clause}" if state.reason else running
         if state.phase == "retrying" and state.next_attempt_at is not None:
             seconds = max(0.0, (state.next_attempt_at - utcnow()).total_seconds())
             return f"retrying in {seconds:.0f} s: {clause}"
         ahead = state.position or 0
-        return f"queued: {ahead} job{'s' if ahead != 1 else ''} ahead"
+        queued = f"queued: {ahead} job{'s' if ahead != 1 else ''} ahead"
+        # A retry whose time came waits for a slot like a new job; the failure still explains it.
+        return f"{queued}; the last attempt failed: {clause}" if state.reason else queued
     if state.state == r.CONFLICT:
         return (
             f"left alone: {target.region} holds another image and override is off; "
