@@ -162,6 +162,23 @@ def test_get_existing_blob_is_200(registry: RegistryClient, setup: PullSetup, wh
     assert response.headers["Docker-Content-Digest"] == blob.digest
 
 
+@pytest.mark.parametrize("which", ["config", "layer"])
+def test_a_blob_s_etag_is_its_digest_and_if_none_match_is_304(
+    registry: RegistryClient, setup: PullSetup, which: str
+) -> None:
+    """As distribution answers: the same bytes have the same ETag in every region and replica
+    (not one made of a file's mtime), so a cache revalidates a blob by its digest."""
+    blob = setup.configs[0] if which == "config" else setup.layer
+    path = blob_path(NAME, blob.digest)
+    for response in (registry.get(path), registry.head(path)):
+        assert response.headers["ETag"] == f'"{blob.digest}"'
+    again = registry.get(path, headers={"If-None-Match": f'"{blob.digest}"'})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == f'"{blob.digest}"'
+    other = registry.get(path, headers={"If-None-Match": f'"sha256:{"0" * 64}"'})
+    assert other.status_code == 200 and other.content == blob.content
+
+
 def test_blob_of_another_repository_is_not_served(registry: RegistryClient, setup: PullSetup) -> None:
     """Blobs are gated by repository name: pushing to pull-other does not expose it here."""
     blob = random_blob()

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.helpers import ETAG_ANY, ETag
 
 from ferry.registry.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from ferry.storage import BlobStore
 
 
+class _DigestFileResponse(web.FileResponse):
+    """sendfile, keeping the digest as the ETag: aiohttp's FileResponse would replace it with
+    one made of the file's mtime and size, which differs between regions and replicas holding
+    the same bytes (serve_blob answers If-None-Match by the digest before this runs)."""
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        pass  # the headers already hold the digest's ETag
+
+
+def _unchanged(request: web.Request, digest: str) -> bool:
+    """If-None-Match names the digest (or `*`): the client holds these bytes already."""
+    wanted = request.if_none_match
+    return wanted is not None and any(tag.value in (digest, ETAG_ANY) for tag in wanted)
+
+
 async def serve_blob(request: web.Request, store: BlobStore, digest: str, size: int) -> web.StreamResponse:
-    """GET or HEAD of a blob the repository serves, honouring a Range header."""
+    """GET or HEAD of a blob the repository serves, honouring Range and If-None-Match."""
     headers = {
         "Docker-Content-Digest": digest,
         "Content-Type": "application/octet-stream",
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
+    if _unchanged(request, digest):
+        return web.Response(status=304, headers=headers)
     try:
         wanted = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
@@ -24,7 +47,7 @@ async def serve_blob(request: web.Request, store: BlobStore, digest: str, size: 
         if url := await store.redirect_url(digest):
             return web.Response(status=307, headers=headers | {"Location": url})
         if (path := store.local_path(digest)) is not None:
-            return web.FileResponse(path, headers=headers)  # the kernel's sendfile
+            return _DigestFileResponse(path, headers=headers)  # the kernel's sendfile
     return await _stream(request, store, digest, size, wanted, headers)
 
 
