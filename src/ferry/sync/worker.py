@@ -10,6 +10,7 @@ import socket
 import uuid
 
 from ferry.config import Settings
+from ferry.metadata.commits import CommitWakeup
 from ferry.metadata.db import Database
 from ferry.metadata.models import SyncJob
 from ferry.storage import BlobStore
@@ -17,7 +18,7 @@ from ferry.sync.jobs import JobRunner, TargetFactory
 from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.queue import JobQueue
 from ferry.sync.target import OciTarget, Target
-from ferry.sync.wakeup import NOTIFY_CHANNEL, CommitWakeup
+from ferry.sync.wakeup import JOBS_RECORDED, NOTIFY_CHANNEL
 
 log = logging.getLogger("ferry.sync")
 
@@ -49,7 +50,7 @@ class SyncWorker:
         self.clients = clients
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._commits = CommitWakeup(self.wake)
+        self._commits = CommitWakeup(JOBS_RECORDED, self.wake)
 
     def wake(self) -> None:
         self._wake.set()

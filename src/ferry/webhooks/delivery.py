@@ -27,11 +27,12 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.config import Settings
+from ferry.metadata.commits import CommitWakeup
 from ferry.metadata.db import Database
 from ferry.metadata.models import utcnow
 from ferry.metadata.outbox_models import Webhook, WebhookAttempt, WebhookDelivery
 from ferry.observability import metrics
-from ferry.webhooks.outbox import CommitWakeup
+from ferry.webhooks.outbox import DELIVERIES_RECORDED
 from ferry.webhooks.signing import request_headers
 from ferry.webhooks.urls import check_url, forbidden_address
 
@@ -90,7 +91,7 @@ class DeliveryLoop:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 1)
         self._wake = asyncio.Event()
-        self._commits = CommitWakeup(self._wake.set)
+        self._commits = CommitWakeup(DELIVERIES_RECORDED, self._wake.set)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._pruned_at = 0.0

@@ -3,17 +3,16 @@ the event's cause (a tag move, a sync job's end), so an event whose cause commit
 lost, and nothing is sent from inside that transaction (a slow receiver never slows a push).
 
 The delivery loop of this process wakes when such a transaction commits (SQLAlchemy's
-`after_commit`, as sync/wakeup.py does for jobs); other processes find the rows when they poll.
+`after_commit`, through the `metadata.commits.CommitWakeup` the sync workers use too); other
+processes find the rows when they poll.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from ferry.metadata.outbox_models import Webhook, WebhookDelivery
 from ferry.webhooks.events import make_event
@@ -46,25 +45,3 @@ async def record(
         )
     session.info[DELIVERIES_RECORDED] = True
     return len(wanted)
-
-
-class CommitWakeup:
-    """Calls `wake` after every commit in this process that queued deliveries."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self.wake = wake
-        self._listening = False
-
-    def start(self) -> None:
-        if not self._listening:
-            event.listen(Session, "after_commit", self._after_commit)
-            self._listening = True
-
-    def stop(self) -> None:
-        if self._listening:
-            event.remove(Session, "after_commit", self._after_commit)
-            self._listening = False
-
-    def _after_commit(self, session: Session, *_args: Any) -> None:
-        if session.info.get(DELIVERIES_RECORDED):
-            self.wake()
