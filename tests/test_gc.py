@@ -20,14 +20,13 @@ import requests
 from ferry.images import manifests
 from ferry.images.gc import GarbageCollector, GcPolicy
 from ferry.storage import BlobStore, FilesystemBlobStore
-from ferry.storage.s3 import S3BlobStore
 from tests.support.images import Image, digest_of, make_image, make_index, push_image
 from tests.support.inprocess import World
 from tests.support.inprocess import image as built_image
 from tests.support.inprocess import index as built_index
 from tests.support.registry_client import RegistryClient
 from tests.support.s3server import S3Server
-from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
+from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port, store_of
 
 ORG, REPO = "gcorg", "app"
 NAME = f"{ORG}/{REPO}"
@@ -51,19 +50,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FerryServ
     ferry = FerryServer(tmp_path / "ferry", free_port(), env=env).start()
     yield ferry
     ferry.stop()
-
-
-def store_of(server: FerryServer) -> BlobStore:
-    env = server.env
-    if "FERRY_STORAGE_URL" in env:
-        return S3BlobStore.from_url(
-            env["FERRY_STORAGE_URL"],
-            endpoint=env["FERRY_S3_ENDPOINT"],
-            region=env["FERRY_S3_REGION"],
-            access_key=env["FERRY_S3_ACCESS_KEY_ID"],
-            secret_key=env["FERRY_S3_SECRET_ACCESS_KEY"],
-        )
-    return FilesystemBlobStore(server.data / "storage")
 
 
 def blob_bytes_stored(server: FerryServer, store: BlobStore) -> int:

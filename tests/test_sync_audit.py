@@ -23,8 +23,6 @@ import pytest
 
 from ferry.config import Settings
 from ferry.images.digests import sha256_digest
-from ferry.storage import BlobStore, FilesystemBlobStore
-from ferry.storage.s3 import S3BlobStore
 from ferry.sync import pacing
 from ferry.sync.pacing import TokenBucket
 from ferry.sync.reconciler import Reconciler
@@ -33,7 +31,7 @@ from tests.support.inprocess import World
 from tests.support.layouts import OCI_INDEX
 from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
-from tests.support.server import FerryServer
+from tests.support.server import FerryServer, store_of
 from tests.support.swr import TokenSession, iam_token
 from tests.support.sync_helpers import (
     ACCEPT,
@@ -114,20 +112,6 @@ def damage(b: FerryServer, synced: Synced) -> None:
     for digest in (arm64.digest, synced.signature):
         response = registry(b).delete(f"/v2/{synced.name}/manifests/{digest}")
         assert response.status_code == 202, response.text
-
-
-def store_of(server: FerryServer) -> BlobStore:
-    """The region's blob store itself (a directory, or its bucket under FERRY_TEST_BACKEND=postgres-s3)."""
-    env = server.env
-    if "FERRY_STORAGE_URL" in env:
-        return S3BlobStore.from_url(
-            env["FERRY_STORAGE_URL"],
-            endpoint=env["FERRY_S3_ENDPOINT"],
-            region=env["FERRY_S3_REGION"],
-            access_key=env["FERRY_S3_ACCESS_KEY_ID"],
-            secret_key=env["FERRY_S3_SECRET_ACCESS_KEY"],
-        )
-    return FilesystemBlobStore(server.data / "storage")
 
 
 def delete_bytes(server: FerryServer, digest: str) -> None:

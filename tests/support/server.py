@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from ferry.storage import BlobStore, FilesystemBlobStore
+from ferry.storage.s3 import S3BlobStore
 from tests.support import leaks
 
 ADMIN_PASSWORD = "admin-pass-123"
@@ -207,3 +209,17 @@ class FerryServer:
 
     def grant(self, user: str, org: str, auth: int) -> None:
         self.cli("grant", user, org, "--auth", str(auth))
+
+
+def store_of(server: FerryServer) -> BlobStore:
+    """The region's blob store itself (a directory, or its bucket under FERRY_TEST_BACKEND=postgres-s3)."""
+    env = server.env
+    if "FERRY_STORAGE_URL" in env:
+        return S3BlobStore.from_url(
+            env["FERRY_STORAGE_URL"],
+            endpoint=env["FERRY_S3_ENDPOINT"],
+            region=env["FERRY_S3_REGION"],
+            access_key=env["FERRY_S3_ACCESS_KEY_ID"],
+            secret_key=env["FERRY_S3_SECRET_ACCESS_KEY"],
+        )
+    return FilesystemBlobStore(server.data / "storage")
