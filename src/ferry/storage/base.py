@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import errno
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+
+def write_check_name() -> str:
+    """A probe file name for a store's write check, its own per call: the processes of
+    `ferry serve --workers N` check one store at once, and with one shared name one removed the
+    probe another was about to remove, failing its start. A dot name: the upload listings skip it."""
+    return f".write-check-{uuid.uuid4().hex}"
 
 
 class UploadMissing(Exception):

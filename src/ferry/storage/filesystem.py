@@ -21,6 +21,7 @@ from ferry.storage.base import (
     StoredObject,
     UploadMissing,
     is_no_space,
+    write_check_name,
 )
 
 READ_CHUNK = 1024 * 1024
@@ -46,7 +47,7 @@ class FilesystemBlobStore:
         self.uploads.mkdir(parents=True, exist_ok=True)
 
     async def check(self) -> None:
-        probe = self.uploads / ".write-check"
+        probe = self.uploads / write_check_name()
         try:
             probe.write_bytes(b"")
             probe.unlink()

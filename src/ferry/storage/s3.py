@@ -20,7 +20,14 @@ import obstore
 from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import S3Store
 
-from ferry.storage.base import LIST_BATCH, BlobMissing, StorageUnavailable, StoredObject, UploadMissing
+from ferry.storage.base import (
+    LIST_BATCH,
+    BlobMissing,
+    StorageUnavailable,
+    StoredObject,
+    UploadMissing,
+    write_check_name,
+)
 
 if TYPE_CHECKING:
     from obstore import GetResult  # only in obstore's type stubs, not importable at run time
@@ -57,7 +64,7 @@ class S3BlobStore:
         return cls(store, redirect_seconds)
 
     async def check(self) -> None:
-        probe = "uploads/.write-check"
+        probe = "uploads/" + write_check_name()
         try:
             await obstore.put_async(self.store, probe, b"")
             await obstore.delete_async(self.store, probe)
@@ -197,7 +204,7 @@ class S3BlobStore:
         async for batch in obstore.list(self.store, "uploads/", chunk_size=LIST_BATCH):
             for meta in batch:
                 parts = str(meta["path"]).split("/")
-                if len(parts) != 3:  # uploads/.write-check
+                if len(parts) != 3:  # uploads/.write-check-…
                     continue
                 upload_id, size, modified = parts[1], int(meta["size"]), meta["last_modified"]
                 if current is not None and current.name == upload_id:
