@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.identity.caller import Caller
 from ferry.identity.service import readable_organization_ids
+from ferry.images import lookups
 from ferry.images.errors import BlobUnknown
 from ferry.images.repositories import find_repository, repository_for_push, require_repository
 from ferry.metadata.db import Database
@@ -29,12 +30,7 @@ async def linked_size(session: AsyncSession, repository_id: int, digest: str) ->
 
 async def blob_size(db: Database, image: ImageName, digest: str) -> int:
     """The size of a blob the repository serves, else BlobUnknown."""
-    async with db.read() as session:
-        repository = await require_repository(session, image)
-        size = await linked_size(session, repository.id, digest)
-    if size is None:
-        raise BlobUnknown(digest)
-    return size
+    return await lookups.blob_size(db, image, digest)
 
 
 async def delete_blob(db: Database, image: ImageName, digest: str) -> None:

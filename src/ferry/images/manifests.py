@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from ferry.identity.caller import Operator
+from ferry.images import lookups
 from ferry.images.digests import require_digest, sha256_digest
 from ferry.images.errors import DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
 from ferry.images.events import TagEvents
+from ferry.images.lookups import StoredManifest
 from ferry.images.manifest_format import OCI_INDEX, ParsedManifest, parse_manifest
 from ferry.images.repositories import repository_for_push, require_repository
 from ferry.images.tags import TagMove, move_tag
@@ -28,14 +30,6 @@ from ferry.metadata.models import (
     utcnow,
 )
 from ferry.names import ImageName, invalid_tag, is_digest, is_tag
-
-
-@dataclass(frozen=True)
-class StoredManifest:
-    digest: str
-    media_type: str
-    payload: bytes
-    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,10 +178,7 @@ async def referrer_manifests(
 
 async def get_manifest(db: Database, image: ImageName, reference: str) -> StoredManifest:
     check_reference(reference, lookup=True)
-    async with db.read() as session:
-        repository = await require_repository(session, image)
-        manifest = await resolve(session, repository.id, reference)
-        return StoredManifest(manifest.digest, manifest.media_type, manifest.payload, manifest.subject_digest)
+    return await lookups.manifest(db, image, reference, by_digest=is_digest(reference))
 
 
 async def delete_manifest(db: Database, image: ImageName, reference: str) -> None:
@@ -214,17 +205,7 @@ async def list_tags(
     db: Database, image: ImageName, limit: int | None, last: str | None
 ) -> tuple[list[str], bool]:
     """Tag names in lexical order after `last`; the flag says whether more follow."""
-    async with db.read() as session:
-        repository = await require_repository(session, image)
-        query = select(Tag.name).where(Tag.repository_id == repository.id).order_by(Tag.name)
-        if last:
-            query = query.where(Tag.name > last)
-        if limit is not None:
-            query = query.limit(limit + 1)
-        names = list(await session.scalars(query))
-    if limit is not None and len(names) > limit:
-        return names[:limit], True
-    return names, False
+    return await lookups.tag_names(db, image, limit, last)
 
 
 async def referrers(db: Database, image: ImageName, digest: str, artifact_type: str | None) -> bytes:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ferry.metadata.point_reads import PointReads
 from ferry.observability import metrics
 
 STARTED = "ferry.statement_started"
@@ -121,6 +122,8 @@ class Database:
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # The registry's hot reads: one indexed statement each, no session (point_reads.py).
+        self.point = PointReads(url, self.engine)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -146,6 +149,7 @@ class Database:
             yield session
 
     async def close(self) -> None:
+        self.point.close()
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
