@@ -199,6 +199,19 @@ def test_two_server_processes_on_one_port_report_summed_counters(tmp_path: Path)
             os.kill(pid, 0)
 
 
+def test_serve_runs_one_server_process_per_core_by_default(tmp_path: Path) -> None:
+    # FERRY_HTTP_WORKERS=0 is the default a user gets (the harness pins 1 for other tests).
+    server = FerryServer(
+        tmp_path / "default", free_port(), env={"FERRY_HTTP_WORKERS": "0"}, args=["--sync-slots", "0"]
+    )
+    server.start()
+    try:
+        expected = os.cpu_count() or 1
+        assert value(scrape(server.url), "ferry_http_server_processes") == expected
+    finally:
+        server.stop()
+
+
 @pytest.mark.filesystem_only
 def test_scrapes_refused_outside_the_allow_list_and_readyz_names_a_failed_check(tmp_path: Path) -> None:
     server = FerryServer(

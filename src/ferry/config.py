@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     admin_project_id: str = ""
     # Peer regions, as JSON in FERRY_PEERS: [{"id": "cn-east-3", "url": "http://…", "ak": …, "sk": …}].
     peers: list[Peer] = Field(default_factory=list)
+    # HTTP server processes of `ferry serve` on the one port (FERRY_HTTP_WORKERS); 0 = one per
+    # CPU core: a Python process uses one core, and the processes share nothing but the
+    # database and the store (README, "Performance").
+    http_workers: int = Field(default=0, ge=0)
     sync_workers: int = Field(default=8, ge=0)
     sync_retry_seconds: float = Field(default=3600, gt=0)
     sync_lease_seconds: float = Field(default=15, gt=1)

@@ -167,7 +167,13 @@ def start_scaled_region(
         data = root / f"api{index}"
         process_env = env | {"FERRY_DATA_DIR": str(data), "FERRY_PORT": str(port)}
         region.apis.append(
-            Process(f"api{index}", ["serve", "--sync-slots", "0"], process_env, data / "server.log")
+            # One process each (the test stops and kills API processes by PID).
+            Process(
+                f"api{index}",
+                ["serve", "--workers", "1", "--sync-slots", "0"],
+                process_env,
+                data / "server.log",
+            )
         )
     # Each worker answers /readyz on a port of its own (`ferry worker --port`).
     worker_ports = [free_port() for _ in range(workers)]

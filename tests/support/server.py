@@ -129,6 +129,9 @@ class FerryServer:
                 "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "FERRY_PORT": str(self.port),
                 "FERRY_HOST": "127.0.0.1",
+                # One process unless a test asks for more (args ["--workers", "2"] or this env):
+                # tests kill and inspect the server by its PID.
+                "FERRY_HTTP_WORKERS": "1",
             }
             | self.env
         )

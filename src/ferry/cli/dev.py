@@ -100,6 +100,9 @@ def _env(
         "FERRY_PEERS": json.dumps(peers),
         # One line per request in each region's log, unless the caller's environment says otherwise.
         "FERRY_ACCESS_LOG": os.environ.get("FERRY_ACCESS_LOG", "true"),
+        # One server process per region (`ferry serve` alone takes one per core): several
+        # regions already share this machine's cores.
+        "FERRY_HTTP_WORKERS": os.environ.get("FERRY_HTTP_WORKERS", "1"),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -85,8 +86,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
     region: Annotated[str | None, typer.Option(help="This region's id.")] = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="HTTP server processes sharing the port (SO_REUSEPORT).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="HTTP server processes sharing the port (SO_REUSEPORT); default one per CPU core "
+            "(FERRY_HTTP_WORKERS).",
+        ),
+    ] = None,
     sync_slots: Annotated[
         int | None,
         typer.Option(
@@ -116,6 +123,7 @@ def serve(
     generated = _ensure_admin_password(settings)
     configure_logging(settings)
     endpoint = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
+    processes = workers or settings.http_workers or os.cpu_count() or 1
     admin = f"{settings.admin_user} ({_where_the_password_is(settings, generated)})"
     if settings.log_format == "json":  # nothing but JSON lines in the output
         logging.getLogger("ferry").info(
@@ -127,10 +135,11 @@ def serve(
         console.print(f"  admin: {admin}")
         insecure = "" if settings.tls else "--tls-verify=false "
         console.print(f"  login: skopeo login {insecure}{settings.host}:{settings.port}")
+        console.print(f"  processes: {processes} (--workers)")
     from ferry.storage import StorageUnavailable
 
     try:
-        status = run_server(settings, workers)
+        status = run_server(settings, processes)
     except StorageUnavailable as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
