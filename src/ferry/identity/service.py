@@ -113,6 +113,22 @@ async def organization_auth(
     return permission.auth if permission else 0
 
 
+def actions_on(
+    principal: Principal | None, organization_account_id: int, permission: int | None, is_public: bool
+) -> frozenset[str]:
+    """The one rule for what a principal may do to an image in an existing organization: its
+    account's administrator manages it, a user has what its permission grants, and anybody may
+    pull from a public repository."""
+    auth = 0
+    if principal is not None:
+        is_owner = principal.is_admin and principal.account_id == organization_account_id
+        auth = MANAGE if is_owner else permission or 0
+    actions = set(ACTIONS_BY_AUTH.get(auth, ()))
+    if is_public:
+        actions.add("pull")
+    return frozenset(actions)
+
+
 async def allowed_actions(
     session: AsyncSession, principal: Principal | None, image: ImageName
 ) -> frozenset[str]:
@@ -122,16 +138,13 @@ async def allowed_actions(
         # Nothing, for anybody: a push does not create an organization, and a right granted now
         # would carry over into an organization another account creates under this name later.
         return frozenset()
-    actions = set(ACTIONS_BY_AUTH.get(await organization_auth(session, principal, org), ()))
-    if "pull" not in actions:
-        is_public = await session.scalar(
-            select(Repository.is_public).where(
-                Repository.organization_id == org.id, Repository.name == image.repository
-            )
+    permission = await session.get(Permission, (org.id, principal.user_id)) if principal else None
+    is_public = await session.scalar(
+        select(Repository.is_public).where(
+            Repository.organization_id == org.id, Repository.name == image.repository
         )
-        if is_public:
-            actions.add("pull")
-    return frozenset(actions)
+    )
+    return actions_on(principal, org.account_id, permission.auth if permission else None, bool(is_public))
 
 
 async def acting_principal(session: AsyncSession, account_name: str, user_name: str) -> Principal | None:

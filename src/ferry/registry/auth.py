@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.errors import OCIError
 from ferry.identity.caller import ANONYMOUS, Caller
+from ferry.identity.grants import allowed_actions_now, password_principal
 from ferry.identity.login import authenticate_basic, basic_identity
 from ferry.identity.registry_tokens import Scope
 from ferry.identity.service import Principal, acting_principal, allowed_actions, allowed_actions_acting
 from ferry.identity.throttle import LoginThrottled
+from ferry.metadata.db import Database
 from ferry.names import invalid_image_name, parse_image_name
 from ferry.state import CALLER, state
 
@@ -189,9 +190,8 @@ async def token_endpoint(request: web.Request) -> web.Response:
     principal = await _authenticate(request, credentials) if credentials is not None else None
     if principal is not None:
         request[CALLER] = principal.name
-    async with app_state.db.read() as session:
-        actor = await _actor(session, principal, params)
-        access = await _grant(session, principal, actor, scopes)
+    actor = await _actor(app_state.db, principal, params)
+    access = await _grant(app_state.db, principal, actor, scopes)
     extra: dict[str, Any] = {}
     if principal is not None:
         extra = {"uid": principal.user_id, "acct": principal.account_id, "adm": principal.is_admin}
@@ -213,6 +213,8 @@ async def _authenticate(request: web.Request, credentials: tuple[str, str]) -> P
     app_state = state(request)
 
     async def login() -> Principal | None:
+        if "@" not in credentials[0]:  # a user's password: the common case, one statement
+            return await password_principal(app_state.db, *credentials)
         async with app_state.db.read() as session:
             return await authenticate_basic(session, app_state.settings.region, *credentials)
 
@@ -232,20 +234,19 @@ async def _authenticate(request: web.Request, credentials: tuple[str, str]) -> P
     return principal
 
 
-async def _actor(
-    session: AsyncSession, principal: Principal | None, params: Mapping[str, str]
-) -> Principal | None:
+async def _actor(db: Database, principal: Principal | None, params: Mapping[str, str]) -> Principal | None:
     """The user a signed-in peer says it acts for; a Principal that may do nothing when unknown."""
     account, user = params.get("acting_account"), params.get("acting_user")
     if principal is None or not (account or user):
         return None
-    found = await acting_principal(session, account or "", user or "")
+    async with db.read() as session:
+        found = await acting_principal(session, account or "", user or "")
     # Unknown here: a principal no organization knows, so the intersection grants nothing.
     return found or Principal(user_id=0, name=user or "", account_id=0, is_admin=False)
 
 
 async def _grant(
-    session: AsyncSession, principal: Principal | None, actor: Principal | None, scopes: list[str]
+    db: Database, principal: Principal | None, actor: Principal | None, scopes: list[str]
 ) -> list[dict[str, Any]]:
     access: list[dict[str, Any]] = []
     for text in (s for raw in scopes for s in raw.split(" ") if s):
@@ -259,9 +260,8 @@ async def _grant(
         if scope.type != "repository" or image is None:
             continue
         wanted = set(REPOSITORY_ACTIONS if "*" in scope.actions else scope.actions)
-        if actor is None:
-            allowed = await allowed_actions(session, principal, image)
-        else:
-            allowed = await allowed_actions_acting(session, principal, actor, image)
+        allowed = await allowed_actions_now(db, principal, image)
+        if actor is not None and allowed:  # only what both the credential and its user may
+            allowed &= await allowed_actions_now(db, actor, image)
         access.append({"type": "repository", "name": scope.name, "actions": sorted(wanted & allowed)})
     return access
