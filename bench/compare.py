@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from bench.servers import (
     start_distribution,
     start_ferry,
 )
+from bench.small_requests import host_facts, process_tree, tree_cpu_seconds
 
 WORKLOADS = ("big", "layers", "many", "shared")
 NAMESPACE = "bench"  # registry_bench pushes to <namespace>/<workload>-<run>-<n>: one Ferry organization
@@ -42,20 +42,21 @@ RUN_TIMEOUT = 3600
 
 
 def vm_hwm_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError):
-        pass
-    return None
+    """The largest peak RSS (VmHWM) of any process of the server's tree (`ferry serve` workers)."""
+    peaks = []
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(round(int(line.split()[1]) / 1024, 1))
+        except (OSError, ValueError):
+            pass
+    return max(peaks, default=None)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its waited-for children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    ticks = sum(int(x) for x in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a server's process tree (its worker processes included)."""
+    return tree_cpu_seconds(pid)
 
 
 def run_bench(
@@ -125,9 +126,11 @@ def main() -> int:
     parser.add_argument("--json", default=str(RESULTS), help="results file (default bench/results/...)")
     parser.add_argument("--quiet", action="store_true", help="hide registry_bench progress lines")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data directories")
+    parser.add_argument("--ferry-args", default="", help="extra `ferry serve` arguments (recorded)")
     args = parser.parse_args()
     workloads = WORKLOADS if args.workload == "all" else tuple(args.workload.split(","))
     ops = tuple(args.ops.split(","))
+    ferry_args = args.ferry_args.split()
 
     root = Path(tempfile.mkdtemp(prefix="ferry-compare-"))
     password = secrets.token_urlsafe(12)
@@ -135,7 +138,9 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     load_start = load_average()
     try:
-        ferry = servers["ferry"] = start_ferry(root / "ferry", password, organizations=(NAMESPACE,))
+        ferry = servers["ferry"] = start_ferry(
+            root / "ferry", password, organizations=(NAMESPACE,), args=ferry_args
+        )
         distribution = servers["distribution"] = start_distribution(root / "distribution")
         print(f"# ferry pid {ferry.pid} at {ferry.url}", file=sys.stderr)
         print(f"# distribution pid {distribution.pid} at {distribution.url}", file=sys.stderr)
@@ -180,6 +185,8 @@ def main() -> int:
         "benchmark": "push_pull",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_facts(),
+        "host": host_facts(),
+        "ferry_command": " ".join(["ferry", "serve", *ferry_args]),
         "repeat": args.repeat,
         "load_average_start": load_start,
         "load_average_end": load_average(),

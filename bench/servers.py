@@ -76,9 +76,15 @@ def start_ferry(
     password: str,
     organizations: tuple[str, ...] = ("bench",),
     extra_env: dict[str, str] | None = None,
+    args: list[str] | None = None,
 ) -> FerryServer:
-    """A Ferry region on a free port, with the bootstrap admin and the given organizations."""
-    server = FerryServer(data, free_port(), env=ferry_env(password) | (extra_env or {}))
+    """A Ferry region on a free port, with the bootstrap admin and the given organizations.
+
+    `args` are extra `ferry serve` arguments (none: what a user runs, the defaults).
+    """
+    server = FerryServer(
+        data, free_port(), env=ferry_env(password) | (extra_env or {}), args=list(args or [])
+    )
     server.start(timeout=START_TIMEOUT)
     for organization in organizations:
         try:

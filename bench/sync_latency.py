@@ -47,6 +47,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def ferry_src_env() -> dict[str, str]:
+    """PYTHONPATH for FERRY_SRC=<dir containing ferry/> (another source tree, e.g. a baseline)."""
+    src = os.environ.get("FERRY_SRC")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))} if src else {}
+
+
 @contextmanager
 def ferry_dev(root: Path, env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
     """`ferry dev` (two regions) in the foreground as a child, with `env` added; its dev.json."""
@@ -58,7 +64,7 @@ def ferry_dev(root: Path, env: dict[str, str] | None = None) -> Iterator[dict[st
             [str(FERRY), "dev", "--data", str(data), "--base-port", str(base)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=os.environ | {"HOME": str(root)} | (env or {}),
+            env=os.environ | {"HOME": str(root)} | ferry_src_env() | (env or {}),
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
