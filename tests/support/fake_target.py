@@ -81,7 +81,7 @@ class FakeTarget:
     def describe(self, reference: str) -> str:
         return f"{self.repository}:{reference} in {self.region}"
 
-    async def authorize(self) -> None:
+    async def authorize(self, fresh: bool = False) -> None:
         self._enter("authorize", self.repository)
         if self.refuse:
             raise SyncRefused(self.refuse)
@@ -101,7 +101,8 @@ class FakeTarget:
         if mount in self.mountable:
             self.blobs[mount] = self.mountable[mount]
             return UploadStart(None)
-        location = f"/v2/{self.repository}/blobs/uploads/{len(self.uploads) + 1}"
+        # Numbered by the count of sessions ever opened: sessions of concurrent copies overlap.
+        location = f"/v2/{self.repository}/blobs/uploads/{self.counts['start_upload']}"
         self.uploads[location] = bytearray()
         return UploadStart(location)
 

@@ -53,7 +53,8 @@ class JobMemory(Protocol):
     async def drop_upload(self, digest: str) -> None: ...
 
     async def tag_written(self, digest: str) -> None:
-        """This attempt just wrote `digest` under the tag at the target."""
+        """This attempt is about to write `digest` under the tag at the target (recorded before
+        the write: what is recorded may not have been written, never the reverse)."""
         ...
 
     async def earlier_write(self) -> str | None:
@@ -127,6 +128,12 @@ class TagCopy:
         self.restored: Counter[str] = Counter()
         self.attempt = attempt  # which attempt of its job this is (for the step log's words)
         self.current: str | None = None  # what the target's tag held when this attempt looked
+        self._tag_reported: str | None = None  # the digest the tag PUT's answer named
+        # Copies in flight, so that a blob or child manifest wanted twice (children of one index
+        # copied at once share layers) is copied once and everyone waits for that copy.
+        self._blob_copies: dict[str, asyncio.Task[None]] = {}
+        self._manifest_copies: dict[str, asyncio.Task[None]] = {}
+        self._blob_slots = asyncio.Semaphore(BLOB_CONCURRENCY)
 
     async def run(self, tag: str, override: bool) -> Outcome:
         digest = await self.source.tag_digest(tag)
@@ -134,13 +141,33 @@ class TagCopy:
             message = f"{self.source.name}:{tag} no longer exists at the source; nothing copied"
             return Outcome(JobStatus.CANCEL, message, reason=reasons.SOURCE_GONE)
         try:
-            # Rights can change after the rule was made: the target is asked on every run.
+            # Rights can change after the rule was made: the target is asked on every run (its
+            # token's grant, which it honours until the token expires, then asked again).
             await self.target.authorize()
         except SyncRefused as refused:
-            self.tally.note("the target refused the copy")
-            outcome = self._outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied", digest)
-            outcome.reason = reasons.TARGET_ORG_MISSING
-            return outcome
+            return self._refused(refused, digest)
+        try:
+            return await self._copy(tag, override, digest)
+        except PeerError as error:
+            if error.retryable or error.status not in (401, 403, 404):
+                raise
+            # Refused with a grant the target gave earlier: ask it afresh, so that an
+            # organization deleted or a right withdrawn since reads as such.
+            try:
+                await self.target.authorize(fresh=True)
+            except SyncRefused as refused:
+                return self._refused(refused, digest)
+            except PeerError:
+                pass
+            raise error from None
+
+    def _refused(self, refused: SyncRefused, digest: str) -> Outcome:
+        self.tally.note("the target refused the copy")
+        outcome = self._outcome(JobStatus.FAILED, f"refused: {refused}; nothing copied", digest)
+        outcome.reason = reasons.TARGET_ORG_MISSING
+        return outcome
+
+    async def _copy(self, tag: str, override: bool, digest: str) -> Outcome:
         # The tag and the manifest by digest are asked about together: one round trip, not two.
         current, present = await both(self.target.manifest_digest(tag), self.target.manifest_digest(digest))
         self.current = current
@@ -166,7 +193,9 @@ class TagCopy:
             outcome.reason = reasons.CONFLICT
             return outcome
         await self._copy_manifest(digest, tag=tag, present=present == digest)
-        if await self.target.manifest_digest(tag) != digest:
+        # The tag PUT's answer names the digest the target stored under the tag: when it is
+        # ours, that is the check; a target that does not say is asked.
+        if self._tag_reported != digest and await self.target.manifest_digest(tag) != digest:
             raise PeerError(
                 f"{where} does not resolve to {digest} after the copy", retryable=True, cause="not_visible"
             )
@@ -203,9 +232,8 @@ class TagCopy:
         return f"{where} already holds {digest}"
 
     async def _put_tag(self, tag: str, digest: str, payload: bytes, media_type: str) -> None:
-        """The top manifest under its tag, remembered on the job the moment it is written."""
-        await self.target.put_manifest(tag, payload, media_type)
-        await self.memory.tag_written(digest)
+        """The top manifest under its tag (the job recorded that it writes it beforehand)."""
+        self._tag_reported = await self.target.put_manifest(tag, payload, media_type)
         self.tally.note(f"tag {tag} → {digest} written")
 
     async def _copy_manifest(
@@ -219,8 +247,18 @@ class TagCopy:
         walks the children and blobs of a present manifest too; `kind` is the drift a missing
         manifest counts as.
         """
-        if digest in self.tally.manifests_done and tag is None:
+        if tag is None:
+            running = self._manifest_copies.get(digest)
+            if running is None:
+                running = asyncio.ensure_future(self._copy_manifest_once(digest, None, present, kind))
+                self._manifest_copies[digest] = running
+            await running
             return
+        await self._copy_manifest_once(digest, tag, present, kind)
+
+    async def _copy_manifest_once(
+        self, digest: str, tag: str | None, present: bool | None, kind: str
+    ) -> None:
         self.tally.manifests_done.add(digest)
         manifest = await self.source.manifest(digest)
         if present is None:
@@ -228,18 +266,24 @@ class TagCopy:
         if present and not self.repair:
             self.tally.note(f"manifest {digest} present")
             if tag is not None:
+                await self.memory.tag_written(digest)
                 await self._put_tag(tag, digest, manifest.payload, manifest.media_type)
             return
         parsed = manifest.parsed
-        for child in parsed.children:
-            await self._copy_manifest(child.digest)
-        await self._copy_blobs([blob.digest for blob in parsed.blobs if not blob.foreign])
+        content = self._copy_content(
+            parsed.children, [blob.digest for blob in parsed.blobs if not blob.foreign]
+        )
         if tag is not None:
+            # The job records the digest it is about to write under the tag while the content
+            # copies (off the critical path), and before the tag is written, so a retry after a
+            # crash knows a copy it finds there is its own.
+            await both(self.memory.tag_written(digest), content)
             await self._put_tag(tag, digest, manifest.payload, manifest.media_type)
-        elif not present:
+            return
+        await content
+        if not present:
             await self.target.put_manifest(digest, manifest.payload, manifest.media_type)
             self.tally.note(f"manifest {digest} copied")
-        if not present and tag is None:
             self._restored(kind)
 
     def _restored(self, kind: str) -> None:
@@ -248,16 +292,19 @@ class TagCopy:
             self.restored[kind] += 1
             metrics.SYNC_DRIFT_REPAIRED.labels(kind, self.target_name).inc()
 
-    async def _copy_blobs(self, digests: list[str]) -> None:
-        """Every blob of one manifest, a few at a time; the first failure stops the others."""
-        slots = asyncio.Semaphore(BLOB_CONCURRENCY)
+    async def _copy_content(self, children: list[Any], blobs: list[str]) -> None:
+        """What a manifest references, all at once: its child manifests (each its own blobs
+        first) and its blobs, BLOB_CONCURRENCY blobs of the whole copy at a time; the first
+        failure stops the others."""
 
         async def one(digest: str) -> None:
-            async with slots:
+            async with self._blob_slots:
                 await self._copy_blob(digest)
 
         async with together() as group:
-            for digest in digests:
+            for child in children:
+                group.create_task(self._copy_manifest(child.digest))
+            for digest in blobs:
                 group.create_task(one(digest))
 
     async def _copy_referrers(self, digests: list[str]) -> None:
@@ -279,8 +326,13 @@ class TagCopy:
                 pending.append(referrer)
 
     async def _copy_blob(self, digest: str) -> None:
-        if digest in self.tally.blobs_done:
-            return
+        running = self._blob_copies.get(digest)
+        if running is None:
+            running = asyncio.ensure_future(self._copy_blob_once(digest))
+            self._blob_copies[digest] = running
+        await running
+
+    async def _copy_blob_once(self, digest: str) -> None:
         self.tally.blobs_done.add(digest)
         if await self.target.has_blob(digest):
             self.tally.skipped += 1

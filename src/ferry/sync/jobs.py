@@ -110,7 +110,7 @@ class JobRunner:
             if error.retryable:
                 return await self._retry_later(job, str(error), error.retry_after, reason, steps)
             failed = Outcome(JobStatus.FAILED, str(error), reason=reason, steps=[*steps, f"failed: {error}"])
-            await self.queue.finish(job.id, failed)
+            await self.queue.finish(job.id, failed, job)
             return failed
         except asyncio.CancelledError:
             # Shutting down, or the lease was lost: hand the job back now rather than after the
@@ -132,7 +132,7 @@ class JobRunner:
             jobmetrics.failed(job, error)
             cause = f"internal error: {type(error).__name__}"
             return await self._retry_later(job, cause, None, reasons.INTERNAL, steps)
-        await self.queue.finish(job.id, outcome)
+        await self.queue.finish(job.id, outcome, job)
         return outcome
 
     async def copy(self, job: SyncJob, steps: list[str] | None = None) -> Outcome:

@@ -6,9 +6,11 @@ The peer's credential goes into request headers only; it is never logged or put 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
+import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +96,37 @@ def _granted(token: str, repository: str) -> frozenset[str] | None:
     return frozenset(actions)
 
 
+# A token is used again until this long before it expires (a copy started just before that has
+# its whole lifetime's margin to finish; a refusal fetches a new one anyway).
+TOKEN_MARGIN = 30.0
+# The lifetime of a token whose answer names none (Docker's token spec says 60 s).
+DEFAULT_TOKEN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    granted: frozenset[str] | None  # the actions its `access` claim grants, if it says
+    expires: float  # time.monotonic()
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self.expires - TOKEN_MARGIN
+
+
+def _lifetime(document: Any, token: str) -> float:
+    """Seconds the peer says the token lives: `expires_in`, else the JWT's `exp`, else 60."""
+    expires_in = document.get("expires_in") if isinstance(document, dict) else None
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        return float(expires_in)
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        exp = None
+    if isinstance(exp, int | float):
+        return max(0.0, float(exp) - time.time())
+    return DEFAULT_TOKEN_SECONDS
+
+
 def _ssl_context(ca_file: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file)
 
@@ -103,7 +136,10 @@ class PeerClient:
         self.peer = peer
         self.base = peer.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
-        self._tokens: dict[tuple[str, Actor | None], str] = {}
+        self._tokens: dict[tuple[str, Actor | None], _Token] = {}
+        # One token fetch at a time per (repository, actor): jobs of one repository that start
+        # together share the first one's token instead of each fetching their own.
+        self._fetching: dict[tuple[str, Actor | None], asyncio.Lock] = {}
         self._challenge: str | None = None
 
     @property
@@ -148,7 +184,7 @@ class PeerClient:
         5xx/429/507 and network errors raise."""
         for attempt in range(2):
             request_headers = dict(headers or {})
-            if (token := self._tokens.get((repository, actor))) is not None:
+            if (token := self._token(repository, actor)) is not None:
                 request_headers["Authorization"] = f"Bearer {token}"
             try:
                 async with self.session.request(
@@ -178,7 +214,7 @@ class PeerClient:
         returns the status (the body is read only on 200)."""
         for attempt in range(2):
             headers = {}
-            if (token := self._tokens.get((repository, actor))) is not None:
+            if (token := self._token(repository, actor)) is not None:
                 headers["Authorization"] = f"Bearer {token}"
             try:
                 async with self.session.get(self.url(url), headers=headers) as response:
@@ -204,24 +240,45 @@ class PeerClient:
                 status=response.status,
             )
 
-    async def authorize(self, repository: str, actor: Actor) -> frozenset[str] | None:
-        """A fresh token for `repository` acting for `actor`; the actions the peer granted.
+    def _token(self, repository: str, actor: Actor | None) -> str | None:
+        held = self._tokens.get((repository, actor))
+        return held.value if held is not None and held.value else None
 
-        None when the peer does not say (no auth at all, or an opaque token): the copy then
-        learns from the peer's answers.
+    async def authorize(self, repository: str, actor: Actor, fresh: bool = False) -> frozenset[str] | None:
+        """A token for `repository` acting for `actor`; the actions the peer granted.
+
+        The token the peer gave earlier is used again until TOKEN_MARGIN before it expires (the
+        peer itself honours it that long, so asking again would learn nothing sooner); then, or
+        when the peer refuses it (a 401 challenge), a new one is fetched. None when the peer
+        does not say (no auth at all, or an opaque token): the copy then learns from the peer's
+        answers. `fresh` asks the peer again whatever is held (a refusal may mean rights changed).
         """
+        key = (repository, actor)
+        lock = self._fetching.setdefault(key, asyncio.Lock())
+        async with lock:
+            held = self._tokens.get(key)
+            if held is not None and held.fresh() and not fresh:
+                return held.granted
+            return await self._fresh_grant(repository, actor)
+
+    async def _fresh_grant(self, repository: str, actor: Actor) -> frozenset[str] | None:
         if self._challenge is None:
             try:
                 async with self.session.get(self.url("/v2/")) as response:
                     await response.read()
                     self._raise_for_retryable(PeerResponse(response.status, dict(response.headers), b""))
                     if response.status != 401:
+                        # No auth at all: remembered like a token, so the next job asks again
+                        # only after the same lifetime.
+                        self._tokens[(repository, actor)] = _Token(
+                            "", None, time.monotonic() + DEFAULT_TOKEN_SECONDS
+                        )
                         return None
                     self._challenge = response.headers.get("WWW-Authenticate", "")
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
-        token = await self._authenticate(repository, self._challenge, actor)
-        return _granted(token, repository)
+        await self._authenticate(repository, self._challenge, actor)
+        return self._tokens[(repository, actor)].granted
 
     async def _authenticate(self, repository: str, challenge: str, actor: Actor | None = None) -> str:
         scheme, _, params = challenge.partition(" ")
@@ -248,7 +305,9 @@ class PeerClient:
             raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
         document = json.loads(body)
         token = str(document.get("token") or document.get("access_token"))
-        self._tokens[(repository, actor)] = token
+        self._tokens[(repository, actor)] = _Token(
+            token, _granted(token, repository), time.monotonic() + _lifetime(document, token)
+        )
         return token
 
     # Management side

@@ -56,31 +56,46 @@ class JobQueue:
         self.region = region
 
     async def claim(self) -> SyncJob | None:
+        jobs = await self.claim_many(1)
+        return jobs[0] if jobs else None
+
+    async def claim_many(self, limit: int, look_first: bool = True) -> list[SyncJob]:
+        """Up to `limit` claimable jobs, oldest first, taken under a lease in one write.
+
+        With `look_first`, a read decides whether there is anything to take before the single
+        writer (SQLite) or a row lock is taken, so that a poll of an empty queue costs a read,
+        not a write; a caller that knows a job was just recorded skips it.
+        """
         now = utcnow()
         claimable = or_(
             and_(SyncJob.status == JobStatus.WAITING, SyncJob.next_attempt_at <= now),
             and_(SyncJob.status == JobStatus.RUNNING, SyncJob.lease_expires_at < now),
         )
-        # Idle workers poll, and every claim wakes the other slots: look before taking the single
-        # writer (SQLite) or a row lock, so that an empty queue costs a read, not a write.
-        async with self.db.read() as session:
-            if await session.scalar(select(SyncJob.id).where(claimable).limit(1)) is None:
-                return None
+        if look_first:
+            async with self.db.read() as session:
+                if await session.scalar(select(SyncJob.id).where(claimable).limit(1)) is None:
+                    return []
+        taken: list[SyncJob] = []
         async with self.db.write() as session:
-            query = select(SyncJob).where(claimable).order_by(SyncJob.id).limit(20)
+            query = select(SyncJob).where(claimable).order_by(SyncJob.id).limit(max(20, 2 * limit))
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
+            keys: set[tuple[str, str, str, str, str]] = set()
             for job in await session.scalars(query):
-                if await self._target_busy(session, job, now):
-                    continue
+                key = (job.namespace, job.repo_name, job.remote_region_id, job.remote_namespace, job.tag)
+                if key in keys or await self._target_busy(session, job, now):
+                    continue  # at most one job per (target, tag) runs at a time
+                keys.add(key)
                 job.status = JobStatus.RUNNING
                 job.lease_owner = self.owner
                 job.lease_expires_at = now + self.lease
                 job.attempts += 1
                 job.started_at = job.started_at or now
                 job.updated_at = now
-                return job
-        return None
+                taken.append(job)
+                if len(taken) == limit:
+                    break
+        return taken
 
     @staticmethod
     async def _target_busy(session: AsyncSession, job: SyncJob, now: datetime) -> bool:
@@ -113,13 +128,19 @@ class JobQueue:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def finish(self, job_id: int, outcome: Outcome) -> None:
+    async def finish(self, job_id: int, outcome: Outcome, job: SyncJob | None = None) -> None:
+        """The job's end, its step log and its webhook events, in one write. `job`, the row as
+        this worker claimed it, spares reading its earlier steps again (the lease holder is the
+        only writer of a running job's steps)."""
         now = utcnow()
         async with self.db.write() as session:
-            earlier = (
-                await session.execute(select(SyncJob.steps, SyncJob.attempts).where(SyncJob.id == job_id))
-            ).first()
-            steps, attempt = (earlier[0], earlier[1]) if earlier else (None, 0)
+            if job is not None and job.id == job_id:
+                steps, attempt = job.steps, job.attempts
+            else:
+                earlier = (
+                    await session.execute(select(SyncJob.steps, SyncJob.attempts).where(SyncJob.id == job_id))
+                ).first()
+                steps, attempt = (earlier[0], earlier[1]) if earlier else (None, 0)
             await session.execute(
                 update(SyncJob)
                 .where(SyncJob.id == job_id, SyncJob.lease_owner == self.owner)
@@ -180,13 +201,14 @@ class JobQueue:
                     reason="timeout",
                     steps=list(steps or []),
                 ),
+                job,
             )
             return JobStatus.TIMEOUT
         backoff = min(60.0, 0.5 * 2 ** min(job.attempts, 8)) * random.uniform(0.5, 1.0)
         delay = max(backoff, retry_after or 0.0)
         job.next_attempt_at = now + timedelta(seconds=delay)  # the caller logs when
         async with self.db.write() as session:
-            earlier = await session.scalar(select(SyncJob.steps).where(SyncJob.id == job.id))
+            earlier = job.steps  # as claimed: only the lease holder writes a running job's steps
             await session.execute(
                 update(SyncJob)
                 .where(SyncJob.id == job.id, SyncJob.lease_owner == self.owner)
@@ -205,8 +227,8 @@ class JobQueue:
         return JobStatus.WAITING
 
     async def tag_written(self, job_id: int, digest: str) -> None:
-        """An attempt wrote `digest` under the job's tag at the target (recorded at once, so a
-        retry after a crash knows the copy it finds there is its own)."""
+        """An attempt is about to write `digest` under the job's tag at the target (recorded
+        before the write, so a retry after a crash knows the copy it finds there is its own)."""
         async with self.db.write() as session:
             await session.execute(update(SyncJob).where(SyncJob.id == job_id).values(written_digest=digest))
 

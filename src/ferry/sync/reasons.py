@@ -18,6 +18,7 @@ REJECTED = "rejected"
 NOT_VISIBLE = "not_visible"
 UPLOAD_POSITION = "upload_position"
 REAUTH = "reauth"
+STALE_BLOBS = "stale_blobs"
 NOT_PEER = "not_peer"
 SOURCE_GONE = "source_gone"
 TIMEOUT = "timeout"
@@ -37,6 +38,7 @@ _WORDS = {
     NOT_VISIBLE: "the tag did not resolve to the copied digest in {region}",
     UPLOAD_POSITION: "a blob upload to {region} lost its position",
     REAUTH: "the token for {region} was renewed",
+    STALE_BLOBS: "{region} no longer held a blob it had confirmed shortly before",
     NOT_PEER: "region {region} is not a configured peer",
     SOURCE_GONE: "the tag no longer exists at the source",
     TIMEOUT: "gave up: retried past the deadline (FERRY_SYNC_RETRY_SECONDS)",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +24,35 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 # Tags asked for per page of the tag list (an audit's first look at a target).
 TAG_PAGE = 1000
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+# How long a blob the target confirmed (HEAD 200, upload, mount) is taken as present there
+# without asking again, and how many such answers are kept per peer (the oldest go first).
+KNOWN_BLOB_SECONDS = 300.0
+KNOWN_BLOBS_KEPT = 50_000
+
+
+class KnownBlobs:
+    """Blobs a peer confirmed it holds, per repository, for KNOWN_BLOB_SECONDS: the next job of
+    the repository (the second image of a base, the next build) does not HEAD them again.
+
+    An answer can go stale (the target collected the blob since); the manifest push then fails
+    for a missing blob, and OciTarget forgets the repository and has the job retried."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def has(self, repository: str, digest: str) -> bool:
+        seen = self._seen.get((repository, digest))
+        return seen is not None and time.monotonic() - seen < KNOWN_BLOB_SECONDS
+
+    def add(self, repository: str, digest: str) -> None:
+        self._seen[(repository, digest)] = time.monotonic()
+        self._seen.move_to_end((repository, digest))
+        while len(self._seen) > KNOWN_BLOBS_KEPT:
+            self._seen.popitem(last=False)
+
+    def forget(self, repository: str) -> None:
+        for key in [key for key in self._seen if key[0] == repository]:
+            del self._seen[key]
 
 
 @dataclass(frozen=True)
@@ -38,8 +69,9 @@ class Target(Protocol):
         """`repository:reference in region`, for messages."""
         ...
 
-    async def authorize(self) -> None:
-        """Raises SyncRefused unless the copy may push here."""
+    async def authorize(self, fresh: bool = False) -> None:
+        """Raises SyncRefused unless the copy may push here. The answer may be one the target
+        gave shortly before (its token's grant); `fresh` asks it again."""
         ...
 
     async def manifest_digest(self, reference: str) -> str | None:
@@ -64,7 +96,10 @@ class Target(Protocol):
         self, location: str, digest: str, body: AsyncIterable[bytes] | None, size: int
     ) -> None: ...
 
-    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> None: ...
+    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> str | None:
+        """Stores the manifest under `reference`; the digest the target says it stored (its
+        Docker-Content-Digest), None when it does not say."""
+        ...
 
 
 def refused(what: str, response: PeerResponse) -> PeerError:
@@ -85,18 +120,22 @@ class OciTarget:
         repository: str,
         actor: Actor,
         before_call: Callable[[], Awaitable[None]] | None = None,
+        known: KnownBlobs | None = None,
     ) -> None:
         self.client = client
         self.repository = repository
         self.actor = actor
         self.before_call = before_call
+        # Blobs the peer confirmed recently (None: ask about every blob, as audits and repairs do).
+        self.known = known
+        self._trusted = False  # a blob was taken as present from `known`, without asking
 
     def describe(self, reference: str) -> str:
         return f"{self.repository}:{reference} in {self.client.peer.id}"
 
-    async def authorize(self) -> None:
+    async def authorize(self, fresh: bool = False) -> None:
         namespace, _, name = self.repository.partition("/")
-        await check_target(self.client, self.actor, namespace, name)
+        await check_target(self.client, self.actor, namespace, name, fresh)
 
     async def _call(
         self,
@@ -122,12 +161,22 @@ class OciTarget:
         return response.headers.get("Docker-Content-Digest")
 
     async def has_blob(self, digest: str) -> bool:
+        if self.known is not None and self.known.has(self.repository, digest):
+            self._trusted = True
+            return True
         response = await self._call("HEAD", f"/v2/{self.repository}/blobs/{digest}")
+        if response.status == 200:
+            self._confirmed(digest)
         return response.status == 200
+
+    def _confirmed(self, digest: str) -> None:
+        if self.known is not None:
+            self.known.add(self.repository, digest)
 
     async def start_upload(self, mount: str) -> UploadStart:
         response = await self._call("POST", f"/v2/{self.repository}/blobs/uploads/?mount={mount}")
         if response.status == 201:
+            self._confirmed(mount)
             return UploadStart(None)
         if response.status != 202 or "Location" not in response.headers:
             raise refused(f"starting the upload of {mount}", response)
@@ -163,12 +212,26 @@ class OciTarget:
         )
         if response.status != 201:
             raise refused(f"finishing the upload of {digest}", response)
+        self._confirmed(digest)
 
-    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> None:
+    async def put_manifest(self, reference: str, payload: bytes, media_type: str) -> str | None:
         path = f"/v2/{self.repository}/manifests/{reference}"
         response = await self._call("PUT", path, data=payload, headers={"Content-Type": media_type})
         if response.status != 201:
+            if self._trusted and self.known is not None and b"BLOB_UNKNOWN" in response.body:
+                # A blob taken as present from an earlier answer is gone: ask again next time.
+                self.known.forget(self.repository)
+                self._trusted = False
+                raise PeerError(
+                    f"pushing manifest {self.repository}:{reference}: a blob confirmed earlier is "
+                    f"gone ({error_text(response.body)}); asking about every blob again",
+                    retryable=True,
+                    retry_after=0,
+                    status=response.status,
+                    cause="stale_blobs",
+                )
             raise refused(f"pushing manifest {self.repository}:{reference}", response)
+        return response.headers.get("Docker-Content-Digest")
 
     # What an audit reads (sync/audit.py)
 

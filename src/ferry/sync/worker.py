@@ -17,7 +17,7 @@ from ferry.storage import BlobStore
 from ferry.sync.jobs import JobRunner, TargetFactory
 from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.queue import JobQueue
-from ferry.sync.target import OciTarget, Target
+from ferry.sync.target import KnownBlobs, OciTarget, Target
 from ferry.sync.wakeup import JOBS_RECORDED, NOTIFY_CHANNEL
 
 log = logging.getLogger("ferry.sync")
@@ -49,22 +49,73 @@ class SyncWorker:
         )
         self.clients = clients
         self._wake = asyncio.Event()
+        self._recorded = False  # a wake-up said a job was just recorded
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()  # the jobs running now, one per busy slot
         self._commits = CommitWakeup(JOBS_RECORDED, self.wake)
 
     def wake(self) -> None:
+        """A job was recorded (a commit in this process, or NOTIFY): claim without looking first."""
+        self._recorded = True
         self._wake.set()
 
     @property
     def running(self) -> bool:
-        """Every slot's loop is alive (a loop only ends when stopped)."""
+        """The dispatcher (and LISTEN) loops are alive (a loop only ends when stopped)."""
         return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     def start(self) -> None:
+        if self.settings.sync_workers <= 0:
+            return  # this process copies nothing (`--sync-slots 0`)
         self._commits.start()
-        self._tasks = [asyncio.create_task(self._slot()) for _ in range(self.settings.sync_workers)]
+        self._tasks = [asyncio.create_task(self._dispatch())]
         if not self.queue.db.is_sqlite:
             self._tasks.append(asyncio.create_task(self._listen()))
+
+    async def _dispatch(self) -> None:
+        """One loop per process claims jobs for its free slots, several in one write, and
+        starts each in a task of its own. It wakes when a job commits in this process (or, on
+        PostgreSQL, in any: NOTIFY) and when a slot frees up; otherwise it polls every
+        `sync_poll_seconds` (default 1 s), one read, for what no wake-up reports: jobs recorded
+        by other processes on SQLite (`serve --workers N`, `ferry worker`), retries whose time
+        came, leases that ran out."""
+        slots = self.settings.sync_workers
+        more = True  # the queue may hold claimable jobs: the first look is a claim
+        while True:
+            self._wake.clear()
+            free = slots - len(self._jobs)
+            if free > 0:
+                look_first = not (more or self._recorded)
+                self._recorded = False
+                try:
+                    jobs = await self.queue.claim_many(free, look_first=look_first)
+                except Exception:
+                    log.exception("claiming sync jobs failed")
+                    jobs = []
+                for job in jobs:
+                    task = asyncio.create_task(self._run_slot(job))
+                    self._jobs.add(task)
+                    task.add_done_callback(self._slot_done)
+                # All free slots filled: there may be more behind them, claimed when one frees.
+                more = len(jobs) == free
+                if more:
+                    continue
+            if self._wake.is_set():
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
+
+    def _slot_done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.discard(task)
+        self._wake.set()
+
+    async def _run_slot(self, job: SyncJob) -> None:
+        try:
+            await self._run(job)
+        except Exception:
+            # Recording the outcome failed too (a full or lost database): the lease runs out
+            # and the job is taken again.
+            log.exception("sync job %s: recording its outcome failed", job.id)
 
     async def _listen(self) -> None:
         """Wakes on PostgreSQL NOTIFY, so jobs committed by any process start at once."""
@@ -98,29 +149,12 @@ class SyncWorker:
         self._commits.stop()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
+        jobs = list(self._jobs)
+        for task in jobs:
+            task.cancel()  # each hands its job back (JobRunner.attempt)
+        for task in [*self._tasks, *jobs]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def _slot(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                job = await self.queue.claim()
-            except Exception:
-                log.exception("claiming a sync job failed")
-                job = None
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
-                continue
-            self._wake.set()  # there may be more: let another slot look too
-            try:
-                await self._run(job)
-            except Exception:
-                # Recording the outcome failed too (a full or lost database): the lease runs
-                # out and the job is taken again; this slot lives on.
-                log.exception("sync job %s: recording its outcome failed", job.id)
 
     async def _run(self, job: SyncJob) -> None:
         """The attempt and its lease renewal together: a lost lease stops the attempt."""
@@ -146,10 +180,15 @@ class SyncWorker:
 
 
 def _target_factory(clients: dict[str, PeerClient]) -> TargetFactory:
+    # Per peer, the blobs it confirmed recently (sync.target.KnownBlobs), shared by the jobs of
+    # this process; a repair asks about every blob.
+    known = {region: KnownBlobs() for region in clients}
+
     def target_for(job: SyncJob, actor: Actor) -> Target | None:
         client = clients.get(job.remote_region_id)
         if client is None:
             return None
-        return OciTarget(client, f"{job.remote_namespace}/{job.repo_name}", actor)
+        remembered = None if job.trigger == "repair" else known.get(job.remote_region_id)
+        return OciTarget(client, f"{job.remote_namespace}/{job.repo_name}", actor, known=remembered)
 
     return target_for
