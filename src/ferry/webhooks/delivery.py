@@ -90,8 +90,10 @@ class DeliveryLoop:
         self.db = db
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 1)
-        self._wake = asyncio.Event()
-        self._commits = CommitWakeup(DELIVERIES_RECORDED, self._wake.set)
+        # Idle slots, each waiting on its own event: a wake-up starts one of them, which wakes
+        # the next when it found work, so an idle process polls with one read, not one a slot.
+        self._idle: list[asyncio.Event] = []
+        self._commits = CommitWakeup(DELIVERIES_RECORDED, self._nudge)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._pruned_at = 0.0
@@ -109,6 +111,20 @@ class DeliveryLoop:
             asyncio.create_task(self._slot(), name=f"ferry-webhook-{n}")
             for n in range(self.settings.webhook_slots)
         ]
+        self._tasks.append(asyncio.create_task(self._poll(), name="ferry-webhook-poll"))
+
+    def _nudge(self) -> None:
+        """Starts one idle slot (none idle: each busy one looks again when it is done)."""
+        if self._idle:
+            self._idle.pop(0).set()
+
+    async def _poll(self) -> None:
+        """The fallback for what no wake-up reports (deliveries recorded by other processes,
+        retries whose time came, leases that ran out): every `sync_poll_seconds` (default 1 s)
+        one idle slot looks, one read."""
+        while True:
+            await asyncio.sleep(self.settings.sync_poll_seconds)
+            self._nudge()
 
     async def stop(self) -> None:
         self._commits.stop()
@@ -124,7 +140,6 @@ class DeliveryLoop:
 
     async def _slot(self) -> None:
         while True:
-            self._wake.clear()
             try:
                 claimed = await self.claim()
             except Exception:
@@ -132,10 +147,15 @@ class DeliveryLoop:
                 claimed = None
             if claimed is None:
                 await self._prune_when_due()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
+                woken = asyncio.Event()
+                self._idle.append(woken)
+                try:
+                    await woken.wait()
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._idle.remove(woken)
                 continue
-            self._wake.set()  # there may be more: let another slot look too
+            self._nudge()  # there may be more: let another slot look too
             try:
                 await self.finish(claimed, await self.send(claimed))
             except Exception:
