@@ -75,6 +75,18 @@ def summarize_metrics(before: dict[str, float], after: dict[str, float], images:
     return {"source_db_operations_per_image": {k: round(v / images, 2) for k, v in sorted(db.items())}}
 
 
+def mean_durations(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean answer time (ms) per route and method, from the request histograms."""
+    sums = deltas(before, after, "ferry_http_request_duration_seconds_sum")
+    counts = deltas(before, after, "ferry_http_request_duration_seconds_count")
+    means = {}
+    for key, total in sums.items():
+        count = counts.get(key.replace("_sum", "_count", 1), 0)
+        if count:
+            means[key.partition("{")[2].rstrip("}")] = round(1000 * total / count, 2)
+    return dict(sorted(means.items()))
+
+
 async def run(dev: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     admin = dev["admin"]
     repository = f"{NAMESPACE}/{REPO}"
@@ -125,6 +137,8 @@ async def run(dev: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             k: round(v / args.images, 2)
             for k, v in sorted(deltas(dst_before, dst_after, "ferry_http_requests_total").items())
         },
+        "target_request_mean_ms": mean_durations(dst_before, dst_after),
+        "source_request_mean_ms": mean_durations(src_before, src_after),
         "source_sync_lag_metric": {k: round(v, 4) for k, v in phases.items() if "_sum" in k or "_count" in k},
     }
 

@@ -144,7 +144,8 @@ async def test_a_refused_target_fails_the_job_and_nothing_is_written(world: Worl
     target = FakeTarget(refuse="organization 'org' not found in region cn-east-3")
     outcome, _ = await copy(world, target)
     assert outcome.status == JobStatus.FAILED and outcome.message.startswith("refused:")
-    assert [op for op, _ in target.calls] == ["authorize"]
+    # The tag and the digest are asked about while the target is asked for rights; nothing else.
+    assert {op for op, _ in target.calls} == {"authorize", "manifest_digest"}
 
 
 # --- override ---------------------------------------------------------------------------------

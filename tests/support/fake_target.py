@@ -81,7 +81,7 @@ class FakeTarget:
     def describe(self, reference: str) -> str:
         return f"{self.repository}:{reference} in {self.region}"
 
-    async def authorize(self, fresh: bool = False) -> None:
+    async def authorize(self) -> None:
         self._enter("authorize", self.repository)
         if self.refuse:
             raise SyncRefused(self.refuse)
@@ -105,6 +105,19 @@ class FakeTarget:
         location = f"/v2/{self.repository}/blobs/uploads/{self.counts['start_upload']}"
         self.uploads[location] = bytearray()
         return UploadStart(location)
+
+    def may_mount(self, digest: str) -> bool:
+        return digest in self.mountable
+
+    async def push_blob(self, digest: str, body: AsyncIterable[bytes], size: int) -> str | None:
+        self._enter("push_blob", digest)
+        held = bytearray()
+        async for chunk in body:
+            held += chunk
+        if "sha256:" + hashlib.sha256(held).hexdigest() != digest:
+            raise PeerError(f"uploading {digest}: 400 digest invalid", retryable=False)
+        self.blobs[digest] = bytes(held)
+        return None
 
     async def upload_offset(self, location: str) -> int | None:
         self._enter("upload_offset", location)

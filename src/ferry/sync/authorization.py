@@ -38,15 +38,13 @@ def may_configure_rules(principal: Principal, organization: Organization) -> boo
     return principal.is_admin and principal.account_id == organization.account_id
 
 
-async def check_target(
-    client: PeerClient, actor: Actor, namespace: str, repository: str, fresh: bool = False
-) -> None:
+async def check_target(client: PeerClient, actor: Actor, namespace: str, repository: str) -> None:
     """Raises SyncRefused unless the target region lets `actor` push to namespace/repository.
 
     The message is the same whether the organization is missing there or the user may not push
     to it, so nobody learns which organizations another region has.
     """
-    granted = await client.authorize(f"{namespace}/{repository}", actor, fresh)
+    granted = await client.authorize(f"{namespace}/{repository}", actor)
     if granted is not None and "push" not in granted:
         raise SyncRefused(
             f"organization '{namespace}' not found in region {client.peer.id}, or {actor} "

@@ -14,7 +14,7 @@ from ferry.observability.logs import job_context
 from ferry.storage import BlobStore
 from ferry.sync import joblog, jobmetrics, pacing, reasons
 from ferry.sync.authorization import SyncRefused, job_actor
-from ferry.sync.copier import TagCopy
+from ferry.sync.copier import SMALL_BLOB_BYTES, TagCopy
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor
 from ferry.sync.queue import JobQueue, Outcome
@@ -161,6 +161,7 @@ class JobRunner:
             repair=job.trigger == "repair",
             target_name=f"{job.remote_region_id}/{job.remote_namespace}",
             attempt=job.attempts,
+            small_blob_bytes=SMALL_BLOB_BYTES,
         )
         if steps is not None:
             copy.tally.steps = steps

@@ -96,8 +96,7 @@ def _granted(token: str, repository: str) -> frozenset[str] | None:
     return frozenset(actions)
 
 
-# A token is used again until this long before it expires (a copy started just before that has
-# its whole lifetime's margin to finish; a refusal fetches a new one anyway).
+# A token shared with a job that asked while it was being fetched has this long left at least.
 TOKEN_MARGIN = 30.0
 # The lifetime of a token whose answer names none (Docker's token spec says 60 s).
 DEFAULT_TOKEN_SECONDS = 60.0
@@ -108,6 +107,7 @@ class _Token:
     value: str
     granted: frozenset[str] | None  # the actions its `access` claim grants, if it says
     expires: float  # time.monotonic()
+    fetched: float  # time.monotonic() when the peer answered
 
     def fresh(self) -> bool:
         return time.monotonic() < self.expires - TOKEN_MARGIN
@@ -182,6 +182,7 @@ class PeerClient:
     ) -> PeerResponse:
         """One registry call with a bearer token for `repository` (acting for `actor`);
         5xx/429/507 and network errors raise."""
+        await self._token_in_flight(repository, actor)
         for attempt in range(2):
             request_headers = dict(headers or {})
             if (token := self._token(repository, actor)) is not None:
@@ -240,24 +241,33 @@ class PeerClient:
                 status=response.status,
             )
 
+    async def _token_in_flight(self, repository: str, actor: Actor | None) -> None:
+        """With no token held yet and one being fetched, waits for it: a request sent without
+        would be refused (401) and fetch a second one."""
+        key = (repository, actor)
+        lock = self._fetching.get(key)
+        if key not in self._tokens and lock is not None and lock.locked():
+            async with lock:
+                pass
+
     def _token(self, repository: str, actor: Actor | None) -> str | None:
         held = self._tokens.get((repository, actor))
         return held.value if held is not None and held.value else None
 
-    async def authorize(self, repository: str, actor: Actor, fresh: bool = False) -> frozenset[str] | None:
-        """A token for `repository` acting for `actor`; the actions the peer granted.
+    async def authorize(self, repository: str, actor: Actor) -> frozenset[str] | None:
+        """A fresh token for `repository` acting for `actor`; the actions the peer granted.
 
-        The token the peer gave earlier is used again until TOKEN_MARGIN before it expires (the
-        peer itself honours it that long, so asking again would learn nothing sooner); then, or
-        when the peer refuses it (a 401 challenge), a new one is fetched. None when the peer
-        does not say (no auth at all, or an opaque token): the copy then learns from the peer's
-        answers. `fresh` asks the peer again whatever is held (a refusal may mean rights changed).
+        Rights can change at the peer, so every job asks (the token is then used for all of
+        the job's requests, and for the next job's until its own answer arrives). Jobs that ask
+        at the same time share one answer: a caller waiting while another fetched takes that
+        token, fetched after it asked. None when the peer does not say (no auth at all, or an
+        opaque token): the copy then learns from the peer's answers.
         """
         key = (repository, actor)
-        lock = self._fetching.setdefault(key, asyncio.Lock())
-        async with lock:
+        asked = time.monotonic()
+        async with self._fetching.setdefault(key, asyncio.Lock()):
             held = self._tokens.get(key)
-            if held is not None and held.fresh() and not fresh:
+            if held is not None and held.fetched >= asked and held.fresh():
                 return held.granted
             return await self._fresh_grant(repository, actor)
 
@@ -270,9 +280,8 @@ class PeerClient:
                     if response.status != 401:
                         # No auth at all: remembered like a token, so the next job asks again
                         # only after the same lifetime.
-                        self._tokens[(repository, actor)] = _Token(
-                            "", None, time.monotonic() + DEFAULT_TOKEN_SECONDS
-                        )
+                        now = time.monotonic()
+                        self._tokens[(repository, actor)] = _Token("", None, now + DEFAULT_TOKEN_SECONDS, now)
                         return None
                     self._challenge = response.headers.get("WWW-Authenticate", "")
             except (aiohttp.ClientError, TimeoutError) as error:
@@ -305,8 +314,9 @@ class PeerClient:
             raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
         document = json.loads(body)
         token = str(document.get("token") or document.get("access_token"))
+        now = time.monotonic()
         self._tokens[(repository, actor)] = _Token(
-            token, _granted(token, repository), time.monotonic() + _lifetime(document, token)
+            token, _granted(token, repository), now + _lifetime(document, token), now
         )
         return token
 

@@ -99,7 +99,7 @@ async def _ask_target(
     check again when they run.
     """
     try:
-        await check_target(client, actor, target.namespace, repository, fresh=True)
+        await check_target(client, actor, target.namespace, repository)
     except PeerError as error:
         if not (unreachable_ok and error.retryable):
             raise TargetUnchecked(target.region, error) from None

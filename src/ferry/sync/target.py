@@ -32,27 +32,42 @@ KNOWN_BLOBS_KEPT = 50_000
 
 class KnownBlobs:
     """Blobs a peer confirmed it holds, per repository, for KNOWN_BLOB_SECONDS: the next job of
-    the repository (the second image of a base, the next build) does not HEAD them again.
+    the repository (the second image of a base, the next build) does not HEAD them again, and
+    one of another repository knows a mount will find them.
 
     An answer can go stale (the target collected the blob since); the manifest push then fails
     for a missing blob, and OciTarget forgets the repository and has the job retried."""
 
     def __init__(self) -> None:
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._where: dict[str, set[str]] = {}  # digest -> repositories in _seen
 
     def has(self, repository: str, digest: str) -> bool:
         seen = self._seen.get((repository, digest))
         return seen is not None and time.monotonic() - seen < KNOWN_BLOB_SECONDS
 
+    def elsewhere(self, repository: str, digest: str) -> bool:
+        """Whether another repository of the peer confirmed the blob recently."""
+        return any(other != repository and self.has(other, digest) for other in self._where.get(digest, ()))
+
     def add(self, repository: str, digest: str) -> None:
         self._seen[(repository, digest)] = time.monotonic()
         self._seen.move_to_end((repository, digest))
+        self._where.setdefault(digest, set()).add(repository)
         while len(self._seen) > KNOWN_BLOBS_KEPT:
-            self._seen.popitem(last=False)
+            self._drop(*self._seen.popitem(last=False)[0])
 
     def forget(self, repository: str) -> None:
         for key in [key for key in self._seen if key[0] == repository]:
             del self._seen[key]
+            self._drop(*key)
+
+    def _drop(self, repository: str, digest: str) -> None:
+        where = self._where.get(digest)
+        if where is not None:
+            where.discard(repository)
+            if not where:
+                del self._where[digest]
 
 
 @dataclass(frozen=True)
@@ -69,9 +84,8 @@ class Target(Protocol):
         """`repository:reference in region`, for messages."""
         ...
 
-    async def authorize(self, fresh: bool = False) -> None:
-        """Raises SyncRefused unless the copy may push here. The answer may be one the target
-        gave shortly before (its token's grant); `fresh` asks it again."""
+    async def authorize(self) -> None:
+        """Raises SyncRefused unless the copy may push here."""
         ...
 
     async def manifest_digest(self, reference: str) -> str | None:
@@ -86,6 +100,16 @@ class Target(Protocol):
 
     async def upload_offset(self, location: str) -> int | None:
         """How many bytes the session holds; None when the session is gone."""
+        ...
+
+    def may_mount(self, digest: str) -> bool:
+        """Whether the target is known to hold the blob in another repository (a mount would
+        find it); a small blob not known so is sent whole instead of asking."""
+        ...
+
+    async def push_blob(self, digest: str, body: AsyncIterable[bytes], size: int) -> str | None:
+        """The whole blob in one request (OCI's single POST); None when the target stored it,
+        else the upload session it opened instead (a registry that ignores the body)."""
         ...
 
     async def upload_chunk(self, location: str, chunks: AsyncIterable[bytes], start: int, end: int) -> str:
@@ -133,9 +157,9 @@ class OciTarget:
     def describe(self, reference: str) -> str:
         return f"{self.repository}:{reference} in {self.client.peer.id}"
 
-    async def authorize(self, fresh: bool = False) -> None:
+    async def authorize(self) -> None:
         namespace, _, name = self.repository.partition("/")
-        await check_target(self.client, self.actor, namespace, name, fresh)
+        await check_target(self.client, self.actor, namespace, name)
 
     async def _call(
         self,
@@ -181,6 +205,20 @@ class OciTarget:
         if response.status != 202 or "Location" not in response.headers:
             raise refused(f"starting the upload of {mount}", response)
         return UploadStart(response.headers["Location"])
+
+    def may_mount(self, digest: str) -> bool:
+        return self.known is not None and self.known.elsewhere(self.repository, digest)
+
+    async def push_blob(self, digest: str, body: AsyncIterable[bytes], size: int) -> str | None:
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        path = f"/v2/{self.repository}/blobs/uploads/?digest={digest}"
+        response = await self._call("POST", path, data=body, headers=headers)
+        if response.status == 201:
+            self._confirmed(digest)
+            return None
+        if response.status != 202 or "Location" not in response.headers:
+            raise refused(f"uploading {digest}", response)
+        return response.headers["Location"]
 
     async def upload_offset(self, location: str) -> int | None:
         response = await self._call("GET", location)
