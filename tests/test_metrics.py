@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,7 +208,11 @@ def test_serve_runs_one_server_process_per_core_by_default(tmp_path: Path) -> No
     server.start()
     try:
         expected = os.cpu_count() or 1
-        assert value(scrape(server.url), "ferry_http_server_processes") == expected
+        # /readyz answers once the first process does; the others are up a moment later.
+        deadline = time.monotonic() + 30
+        while (running := value(scrape(server.url), "ferry_http_server_processes")) != expected:
+            assert time.monotonic() < deadline, f"{running} server processes, expected {expected}"
+            time.sleep(0.1)
     finally:
         server.stop()
 
