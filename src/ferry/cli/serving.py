@@ -45,7 +45,9 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
     from ferry.app import access_log_options, create_app
     from ferry.cli.tls import server_ssl_context
     from ferry.observability import metrics
+    from ferry.ops.memory import tune_malloc
 
+    tune_malloc()
     ssl_context = server_ssl_context(settings)  # here: each of N processes builds its own
     metrics.HTTP_SERVER_PROCESSES.set(1)
     web.run_app(
@@ -65,7 +67,9 @@ def serve_worker(settings: Settings, port: int) -> None:
     from aiohttp import web
 
     from ferry.app import create_worker_app
+    from ferry.ops.memory import tune_malloc
 
+    tune_malloc()
     web.run_app(create_worker_app(settings), host=settings.host, port=port, print=None, shutdown_timeout=5)
 
 
