@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import table, update_readme
-from bench.servers import load_average
+from bench.servers import REGISTRY_BENCH, load_average
 from bench.small_requests import host_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PARTS = ("small", "pushpull", "sync", "burst")
+LAYOUTS = Path(os.environ.get("REGISTRY_BENCH_CACHE", Path.home() / ".cache" / "registry-bench")) / "layouts"
 
 
 def commands(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
 
+    if not all((LAYOUTS / w / "index.json").exists() for w in ("big", "layers", "many", "shared")):
+        # registry_bench's workloads (about 870 MiB, deterministic): built once per machine.
+        subprocess.run([sys.executable, str(REGISTRY_BENCH), "gen", "--verify"], check=True)
     started = time.monotonic()
     run: dict[str, Any] = {
         "benchmark": "bench_run",
