@@ -36,6 +36,7 @@ from ferry.images.errors import (
 )
 from ferry.images.events import NoTagEvents
 from ferry.images.repositories import find_repository, repository_for_push
+from ferry.images.upload_ids import UploadIds
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import alembic_config, upgrade
@@ -52,6 +53,7 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 ALL = frozenset({"pull", "push", "delete"})
 
 ROOT = Operator("", "root")
+KEY = "test secret key"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -76,7 +78,7 @@ def store(tmp_path: Path) -> FilesystemBlobStore:
 
 @pytest.fixture
 def uploads(db: Database, store: FilesystemBlobStore) -> Uploads:
-    return Uploads(db, store)
+    return Uploads(db, store, UploadIds(KEY))
 
 
 async def _admin(db: Database) -> Principal:
@@ -260,7 +262,7 @@ async def test_upload_finished_by_another_process_rehashes_from_the_store(
 ) -> None:
     upload_id = await uploads.start(image, "root")
     await uploads.append(image, upload_id, _chunks(b"first half "), start=0)
-    other_process = Uploads(db, store)  # has no cached hash state for this upload
+    other_process = Uploads(db, store, UploadIds(KEY))  # has no cached hash state for this upload
     digest = sha256_digest(b"first half second half")
     await other_process.finish(image, upload_id, digest, _chunks(b"second half"))
     assert await _linked_size(db, image, digest) == len(b"first half second half")
@@ -274,6 +276,53 @@ async def test_chunk_at_the_wrong_offset_is_refused(uploads: Uploads, image: Ima
     assert refused.value.size == 5
     assert oci_error(refused.value, 1).headers["Range"] == "0-4"  # where the client resumes
     assert await uploads.size(image, upload_id) == 5
+
+
+async def test_upload_ids_are_refused_when_forged_or_used_under_another_repository(
+    db: Database, uploads: Uploads, store: FilesystemBlobStore, image: ImageName
+) -> None:
+    content = b"a layer"
+    upload_id = await uploads.start(image, "root")
+    await uploads.append(image, upload_id, _chunks(content), start=0)
+    other = ImageName(image.organization, "other")
+    await uploads.start(other, "root")  # the other repository exists and the caller may push there
+    nonce, repository_id, mac = upload_id.split("-")
+    forged = [
+        f"{nonce}-{repository_id}-{'0' * 32}",  # a made-up MAC
+        f"{'f' * 32}-{repository_id}-{mac}",  # another session's bytes under this MAC
+        f"{nonce}-{int(repository_id) + 1}-{mac}",  # another repository's id
+        "..",
+        nonce,  # the bare store name
+    ]
+    elsewhere = Uploads(db, store, UploadIds("another region's key"))
+    digest = sha256_digest(content)
+    for attempt in (
+        lambda: uploads.append(other, upload_id, _chunks(b"more"), start=len(content)),
+        lambda: uploads.finish(other, upload_id, digest, None),
+        lambda: uploads.cancel(other, upload_id),
+        lambda: elsewhere.finish(image, upload_id, digest, None),
+        *(lambda bad=bad: uploads.size(image, bad) for bad in forged),
+        *(lambda bad=bad: uploads.finish(image, bad, digest, None) for bad in forged),
+    ):
+        with pytest.raises(UploadUnknown):
+            await attempt()
+    assert await _linked_size(db, other, digest) is None
+    assert await uploads.size(image, upload_id) == len(content)  # the session itself is intact
+    assert await uploads.finish(image, upload_id, digest, None) == len(content)
+    assert await _linked_size(db, image, digest) == len(content)
+
+
+async def test_an_upload_does_not_outlive_its_repository(
+    db: Database, uploads: Uploads, store: FilesystemBlobStore, image: ImageName
+) -> None:
+    upload_id = await uploads.start(image, "root")
+    await uploads.append(image, upload_id, _chunks(b"orphaned"), start=0)
+    async with db.write() as session:
+        repository = await find_repository(session, image)
+        await session.delete(repository)
+    with pytest.raises(UploadUnknown):
+        await uploads.finish(image, upload_id, sha256_digest(b"orphaned"), None)
+    assert await store.stat(sha256_digest(b"orphaned")) is None
 
 
 async def test_upload_with_wrong_digest_links_nothing(

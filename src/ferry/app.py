@@ -21,6 +21,7 @@ from ferry.identity.throttle import LoginThrottled
 from ferry.images.errors import ImageError
 from ferry.images.gcschedule import gc_schedule
 from ferry.images.retention_schedule import retention_schedule
+from ferry.images.upload_ids import UploadIds
 from ferry.images.uploads import Uploads
 from ferry.manage import errors as manage_errors
 from ferry.manage.routes import add_routes as add_management_routes
@@ -163,7 +164,7 @@ def build_state(region: Region) -> AppState:
         settings,
         region.db,
         region.store,
-        Uploads(region.db, region.store),
+        Uploads(region.db, region.store, UploadIds(key)),
         RegistryTokens(key, settings.region, settings.registry_token_ttl),
         IamTokens(key),
         region.peer_clients,

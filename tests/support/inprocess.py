@@ -23,6 +23,7 @@ from ferry.identity.service import Principal, create_organization, create_user
 from ferry.images import manifests
 from ferry.images.manifest_format import OCI_INDEX, OCI_MANIFEST
 from ferry.images.repositories import find_repository
+from ferry.images.upload_ids import UploadIds
 from ferry.images.uploads import Uploads
 from ferry.metadata.db import Database
 from ferry.metadata.migrate import upgrade
@@ -113,7 +114,7 @@ class World:
     def __init__(self, url: str, root: Path) -> None:
         self.db = Database(url)
         self.store = FilesystemBlobStore(root / "storage")
-        self.uploads = Uploads(self.db, self.store)
+        self.uploads = Uploads(self.db, self.store, UploadIds("in-process test key"))
         self.events = SyncTriggers()
         self.name = ImageName(ORG, REPO)
         self.admin: Principal | None = None

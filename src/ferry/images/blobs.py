@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -15,7 +15,7 @@ from ferry.images.errors import BlobUnknown
 from ferry.images.repositories import find_repository, repository_for_push, require_repository
 from ferry.metadata.db import Database
 from ferry.metadata.models import Blob, Repository, RepositoryBlob, utcnow
-from ferry.metadata.statements import insert_ignore
+from ferry.metadata.statements import insert_ignore, insert_or_update
 from ferry.names import ImageName, parse_image_name
 
 
@@ -60,9 +60,10 @@ async def link(session: AsyncSession, repository_id: int, digest: str, size: int
     """Makes the blob visible in the repository. `created_at` is refreshed on every link (an
     upload or mount of a blob that already exists too): GC's grace period counts from the last
     time someone linked the blob, so a push's manifest always finds the blobs it just sent."""
-    await insert_ignore(session, Blob, digest=digest, size=size, created_at=utcnow())
+    await insert_or_update(
+        session, Blob, ["digest"], ["created_at"], digest=digest, size=size, created_at=utcnow()
+    )
     await insert_ignore(session, RepositoryBlob, repository_id=repository_id, digest=digest)
-    await session.execute(update(Blob).where(Blob.digest == digest).values(created_at=utcnow()))
 
 
 async def link_existing(session: AsyncSession, repository_id: int, digest: str) -> bool:

@@ -43,10 +43,9 @@ from ferry.metadata.models import (
     Repository,
     RepositoryBlob,
     Tag,
-    Upload,
     utcnow,
 )
-from ferry.storage import BlobStore, StoredObject, UploadMissing
+from ferry.storage import BlobStore, StoredObject
 
 log = logging.getLogger("ferry.gc")
 
@@ -97,7 +96,6 @@ class _Run:
         # Dry run only: what earlier phases "deleted" though the bytes stay, so that later
         # phases do not count them twice. Bounded by the garbage found, not the store.
         self._dry_blobs: set[str] = set()
-        self._dry_uploads: set[str] = set()
 
     async def collect(self) -> None:
         if not self.report.dry_run:
@@ -118,7 +116,6 @@ class _Run:
             await self._links(repository_id)
         await self._blobs()
         await self._expired_uploads()
-        await self._orphan_uploads()
         await self._orphan_blobs()
 
     @asynccontextmanager
@@ -327,40 +324,18 @@ class _Run:
     # Phase 4: uploads
 
     async def _expired_uploads(self) -> None:
-        while True:
-            async with self._transaction() as session:
-                query = select(Upload.id).where(Upload.created_at < self.upload_cutoff)
-                ids = list(await session.scalars(query.order_by(Upload.id).limit(BATCH)))
-                await session.execute(delete(Upload).where(Upload.id.in_(ids)))
-            for upload_id in ids:
-                await self._drop_upload_bytes(upload_id, await self._upload_size(upload_id))
-            if len(ids) < BATCH:
-                return
-
-    async def _upload_size(self, upload_id: str) -> int:
-        try:
-            return await self.store.upload_size(upload_id)
-        except UploadMissing:  # no bytes store-side: the session alone is freed
-            return 0
+        """Upload sessions nobody wrote to for the upload expiry, by the store's listing: a
+        session is its bytes (images/upload_ids.py), so there is no row to consult. A slow
+        chunked upload stays as long as its chunks keep coming."""
+        async for batch in self.store.list_uploads():
+            for item in batch:
+                if item.modified < self.upload_cutoff:
+                    await self._drop_upload_bytes(item.name, item.size)
 
     async def _drop_upload_bytes(self, upload_id: str, size: int) -> None:
-        if self.report.dry_run:
-            self._dry_uploads.add(upload_id)
-        else:
+        if not self.report.dry_run:
             await self.store.abort_upload(upload_id)
         self._collected("upload", upload_id, size)
-
-    async def _orphan_uploads(self) -> None:
-        """Upload bytes whose session is gone (a crash between the two), older than the grace."""
-        async for batch in self.store.list_uploads():
-            old = {item.name: item for item in batch if item.modified < self.cutoff}
-            if not old:
-                continue
-            async with self._reading() as session:
-                live = set(await session.scalars(select(Upload.id).where(Upload.id.in_(old))))
-            for upload_id, item in old.items():
-                if upload_id not in live and upload_id not in self._dry_uploads:
-                    await self._drop_upload_bytes(upload_id, item.size)
 
     # Phase 5: orphan blob files
 

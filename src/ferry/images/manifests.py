@@ -74,7 +74,8 @@ async def put_manifest(
             move = await move_tag(session, events, repository, reference, digest, operator)
         if is_new and parsed.subject:
             await events.referrer_added(session, repository, parsed.subject, operator)
-        repository.updated_at = utcnow()
+        if not move.moved:  # a moved tag has set it already (one UPDATE, not two)
+            repository.updated_at = utcnow()
     return PutResult(digest, parsed.subject, move.previous_digest, move.moved)
 
 

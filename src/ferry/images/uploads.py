@@ -1,5 +1,9 @@
 """Upload sessions: monolithic, chunked and resumable, verified before the blob becomes visible.
 
+A session is its bytes in the store, named by a signed id (upload_ids.py): opening, appending to
+and cancelling one writes no database row, and the blob's one write transaction is at the end.
+Sessions nobody wrote to for the upload expiry are removed by garbage collection.
+
 The sha256 state of a chunked upload lives in this process between requests as a cache only:
 when it is missing (another process took the last chunk, or a restart) the bytes are re-read
 from the store, so nothing depends on it.
@@ -9,42 +13,47 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-import uuid
 from collections.abc import AsyncIterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
-from ferry.images import blobs
+from ferry.images import blobs, lookups
 from ferry.images.digests import hashed, require_digest
-from ferry.images.errors import DigestInvalid, UploadOutOfOrder, UploadUnknown
-from ferry.images.repositories import repository_for_push, require_repository
-from ferry.metadata.db import Database, DatabaseFull
-from ferry.metadata.models import Upload
+from ferry.images.errors import DigestInvalid, RepositoryUnknown, UploadOutOfOrder, UploadUnknown
+from ferry.images.repositories import repository_for_push
+from ferry.images.upload_ids import UploadIds, UploadTicket
+from ferry.metadata.db import Database
 from ferry.names import ImageName
 from ferry.storage import BlobStore, StorageFull, UploadMissing
 
-log = logging.getLogger("ferry.uploads")
-
 
 class Uploads:
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: Database, store: BlobStore, ids: UploadIds) -> None:
         self.db = db
         self.store = store
+        self.ids = ids
         self._hashers: dict[str, tuple[int, Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self, image: ImageName, creator: str) -> str:
-        upload_id = uuid.uuid4().hex
-        async with self.db.write() as session:
-            repository = await repository_for_push(session, image, creator)
-            session.add(Upload(id=upload_id, repository_id=repository.id))
-        await self.store.start_upload(upload_id)
-        return upload_id
+        return (await self._start(image, creator)).upload_id
+
+    async def _start(self, image: ImageName, creator: str) -> UploadTicket:
+        ticket = self.ids.issue(image, await self._repository_for_push(image, creator))
+        await self.store.start_upload(ticket.upload_id)
+        return ticket
+
+    async def _repository_for_push(self, image: ImageName, creator: str) -> int:
+        """One indexed read when the repository exists; a write only on its first push."""
+        try:
+            return await lookups.repository_id(self.db, image)
+        except RepositoryUnknown:
+            async with self.db.write() as session:
+                return (await repository_for_push(session, image, creator)).id
 
     async def size(self, image: ImageName, upload_id: str) -> int:
-        await self._require(image, upload_id)
+        self._require(image, upload_id)
         try:
             return await self.store.upload_size(upload_id)
         except UploadMissing:
@@ -58,7 +67,7 @@ class Uploads:
         start: int | None = None,
     ) -> int:
         """Appends one chunk; `start` (from Content-Range) must equal the current size."""
-        await self._require(image, upload_id)
+        self._require(image, upload_id)
         async with self._lock(upload_id):
             return await self._append(upload_id, chunks, start)
 
@@ -73,7 +82,15 @@ class Uploads:
         """Takes the last chunk (at `start`, from Content-Range, when given), verifies the digest
         and makes the blob visible; returns its size."""
         digest = require_digest(digest)
-        repository_id = await self._require(image, upload_id)
+        ticket = self._require(image, upload_id)
+        if await self._current_repository_id(image) != ticket.repository_id:
+            raise UploadUnknown(upload_id)  # the repository was deleted since
+        return await self._finish(ticket, digest, chunks, start)
+
+    async def _finish(
+        self, ticket: UploadTicket, digest: str, chunks: AsyncIterable[bytes] | None, start: int | None
+    ) -> int:
+        upload_id = ticket.upload_id
         async with self._lock(upload_id):
             if chunks is not None:
                 await self._append(upload_id, chunks, start)
@@ -88,11 +105,15 @@ class Uploads:
                 async with self.db.write() as session:
                     await blobs.lock_digests(session, [digest])
                     await self.store.commit_upload(upload_id, digest)
-                    await blobs.link(session, repository_id, digest, size)
-                    await session.execute(delete(Upload).where(Upload.id == upload_id))
+                    await blobs.link(session, ticket.repository_id, digest, size)
             except StorageFull:
-                await self._discard_after_full(upload_id)
+                await self._discard(upload_id)
                 raise
+            except IntegrityError:
+                # The repository went in the moment between the check and this transaction; the
+                # bytes now under the digest belong to no row and GC's orphan phase removes them.
+                self._forget(upload_id)
+                raise UploadUnknown(upload_id) from None
             self._forget(upload_id)
             return size
 
@@ -100,20 +121,28 @@ class Uploads:
         self, image: ImageName, creator: str, digest: str, chunks: AsyncIterable[bytes]
     ) -> int:
         digest = require_digest(digest)
-        upload_id = await self.start(image, creator)
-        return await self.finish(image, upload_id, digest, chunks)
+        return await self._finish(await self._start(image, creator), digest, chunks, None)
 
     async def cancel(self, image: ImageName, upload_id: str) -> None:
-        await self._require(image, upload_id)
+        self._require(image, upload_id)
+        try:
+            await self.store.upload_size(upload_id)
+        except UploadMissing:
+            raise UploadUnknown(upload_id) from None
         await self._discard(upload_id)
 
-    async def _require(self, image: ImageName, upload_id: str) -> int:
-        async with self.db.read() as session:
-            repository = await require_repository(session, image)
-            found = await session.scalar(select(Upload.repository_id).where(Upload.id == upload_id))
-        if found != repository.id:
+    def _require(self, image: ImageName, upload_id: str) -> UploadTicket:
+        """The session's ticket; UploadUnknown for an id not issued here for this repository."""
+        ticket = self.ids.check(image, upload_id)
+        if ticket is None:
             raise UploadUnknown(upload_id)
-        return repository.id
+        return ticket
+
+    async def _current_repository_id(self, image: ImageName) -> int | None:
+        try:
+            return await lookups.repository_id(self.db, image)
+        except RepositoryUnknown:
+            return None
 
     async def _append(self, upload_id: str, chunks: AsyncIterable[bytes], start: int | None) -> int:
         try:
@@ -129,7 +158,7 @@ class Uploads:
         except StorageFull:
             # Free what the session holds now: kept, it would block every other push until it
             # expired. The client starts the upload again once there is space.
-            await self._discard_after_full(upload_id)
+            await self._discard(upload_id)
             raise
         if hasher is not None:
             self._hashers[upload_id] = (new_size, hasher)
@@ -152,19 +181,7 @@ class Uploads:
 
     async def _discard(self, upload_id: str) -> None:
         await self.store.abort_upload(upload_id)
-        async with self.db.write() as session:
-            await session.execute(delete(Upload).where(Upload.id == upload_id))
         self._forget(upload_id)
-
-    async def _discard_after_full(self, upload_id: str) -> None:
-        """Bytes first (that frees the space), then the row, which may itself find no space."""
-        await self.store.abort_upload(upload_id)
-        self._forget(upload_id)
-        try:
-            async with self.db.write() as session:
-                await session.execute(delete(Upload).where(Upload.id == upload_id))
-        except DatabaseFull:
-            log.warning("upload %s: bytes freed, its row stays until space returns", upload_id)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         return self._locks.setdefault(upload_id, asyncio.Lock())

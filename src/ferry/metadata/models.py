@@ -206,13 +206,6 @@ class Tag(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class Upload(Base):
-    __tablename__ = "uploads"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-
 class SyncRule(Base):
     """Automatic sync: (source repository) → (target region, target organization)."""
 
