@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import leaks
+from tests.support import clients, leaks
 from tests.support import server as server_module
 from tests.support.postgres import create_database, fresh_postgres_url, postgres_url  # noqa: F401
 from tests.support.s3server import S3Server
 from tests.support.server import ADMIN_PASSWORD, FerryServer, free_port
 
 BACKEND = os.environ.get("FERRY_TEST_BACKEND", "sqlite-fs")
+CLIENT_BUILD_MODULES = {"test_go_tools", "test_sdk_samples"}
 
 
 def pytest_report_header() -> str:
@@ -20,7 +21,10 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that look inside the filesystem store only run on the filesystem backend."""
+    """Tests that look inside the filesystem store only run on the filesystem backend. When
+    tests of the Go and Java clients are selected, their builds start now, in the background."""
+    if any(item.module.__name__.rsplit(".", 1)[-1] in CLIENT_BUILD_MODULES for item in items if item.module):
+        clients.prebuild_in_background()
     if BACKEND == "postgres-s3":
         skip = pytest.mark.skip(reason="inspects the filesystem blob store")
         for item in items:
