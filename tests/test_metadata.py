@@ -310,6 +310,17 @@ async def test_upload_ids_are_refused_when_forged_or_used_under_another_reposito
     assert await uploads.size(image, upload_id) == len(content)  # the session itself is intact
     assert await uploads.finish(image, upload_id, digest, None) == len(content)
     assert await _linked_size(db, image, digest) == len(content)
+    with pytest.raises(UploadUnknown):  # a genuine id whose session is over
+        await uploads.finish(image, upload_id, digest, None)
+    cancelled = await uploads.start(image, "root")
+    await uploads.cancel(image, cancelled)
+    for attempt in (
+        lambda: uploads.finish(image, cancelled, digest, _chunks(content)),
+        lambda: uploads.append(image, cancelled, _chunks(content)),
+        lambda: uploads.cancel(image, cancelled),
+    ):
+        with pytest.raises(UploadUnknown):
+            await attempt()
 
 
 async def test_an_upload_does_not_outlive_its_repository(

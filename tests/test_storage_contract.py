@@ -130,6 +130,8 @@ async def test_abort_removes_the_upload(store: BlobStore) -> None:
     with pytest.raises(UploadMissing):
         await collect(store.read_upload(upload_id))
     with pytest.raises(UploadMissing):
+        await store.make_durable(upload_id)
+    with pytest.raises(UploadMissing):
         await store.commit_upload(upload_id, digest_of(b"abc"))
     assert await store.stat(digest_of(b"abc")) is None
 
@@ -154,6 +156,17 @@ async def test_commit_is_all_or_nothing(store: BlobStore) -> None:
     await store.commit_upload(upload_id, digest)
     assert await store.stat(digest) == len(data)
     assert await collect(store.read(digest)) == data
+
+
+async def test_made_durable_the_upload_goes_on_and_commits(store: BlobStore) -> None:
+    upload_id = await new_upload(store)
+    await store.append_upload(upload_id, chunks(b"durable "))
+    await store.make_durable(upload_id)
+    assert await store.upload_size(upload_id) == 8
+    await store.append_upload(upload_id, chunks(b"then more"))
+    await store.make_durable(upload_id)
+    await store.commit_upload(upload_id, digest_of(b"durable then more"))
+    assert await collect(store.read(digest_of(b"durable then more"))) == b"durable then more"
 
 
 async def test_upload_is_gone_after_commit(store: BlobStore) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +64,31 @@ async def link(session: AsyncSession, repository_id: int, digest: str, size: int
         session, Blob, ["digest"], ["created_at"], digest=digest, size=size, created_at=utcnow()
     )
     await insert_ignore(session, RepositoryBlob, repository_id=repository_id, digest=digest)
+
+
+_LINK = (
+    "INSERT INTO blobs (digest, size, created_at) VALUES (:digest, :size, :created_at)"
+    " ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at",
+    "INSERT INTO repository_blobs (repository_id, digest) VALUES (:repository_id, :digest)"
+    " ON CONFLICT DO NOTHING",
+)
+_LOCK_DIGEST = "SELECT pg_advisory_xact_lock(:key)"
+
+
+async def place_and_link(
+    db: Database, place: Callable[[], Awaitable[None]], repository_id: int, digest: str, size: int
+) -> None:
+    """`link`'s rows and `place()` (which puts the bytes under the digest) in one quick write
+    transaction (metadata/quick_writes.py), under the digest's lock as `lock_digests` takes it:
+    GC, which removes bytes under the same lock only when no row names them, can never remove
+    bytes placed here. IntegrityError when the repository is gone."""
+    async with db.quick_write() as write:
+        if not db.is_sqlite:
+            await write.execute(_LOCK_DIGEST, {"key": digest_lock_key(digest)})
+        await place()
+        row = {"digest": digest, "size": size, "created_at": utcnow(), "repository_id": repository_id}
+        for statement in _LINK:
+            await write.execute(statement, row)
 
 
 async def link_existing(session: AsyncSession, repository_id: int, digest: str) -> bool:

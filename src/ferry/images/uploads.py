@@ -90,6 +90,15 @@ class Uploads:
     async def _finish(
         self, ticket: UploadTicket, digest: str, chunks: AsyncIterable[bytes] | None, start: int | None
     ) -> int:
+        try:
+            return await self._finish_locked(ticket, digest, chunks, start)
+        except UploadMissing:  # finished, cancelled or expired meanwhile: its bytes are gone
+            self._forget(ticket.upload_id)
+            raise UploadUnknown(ticket.upload_id) from None
+
+    async def _finish_locked(
+        self, ticket: UploadTicket, digest: str, chunks: AsyncIterable[bytes] | None, start: int | None
+    ) -> int:
         upload_id = ticket.upload_id
         async with self._lock(upload_id):
             if chunks is not None:
@@ -99,13 +108,16 @@ class Uploads:
                 await self._discard(upload_id)
                 raise DigestInvalid(digest, f"content digest is {actual}, not {digest}")
             try:
-                # The bytes are placed under the digest's lock and the row written before it is
-                # released, so GC (which removes bytes under the same lock, only when no row
-                # exists) can never remove bytes a committed upload just placed.
-                async with self.db.write() as session:
-                    await blobs.lock_digests(session, [digest])
-                    await self.store.commit_upload(upload_id, digest)
-                    await blobs.link(session, ticket.repository_id, digest, size)
+                # Durable first, outside the write transaction: on SQLite it holds the region's
+                # one write lock, which an fsync of a big blob would hold for seconds.
+                await self.store.make_durable(upload_id)
+                await blobs.place_and_link(
+                    self.db,
+                    lambda: self.store.commit_upload(upload_id, digest),
+                    ticket.repository_id,
+                    digest,
+                    size,
+                )
             except StorageFull:
                 await self._discard(upload_id)
                 raise

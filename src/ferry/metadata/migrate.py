@@ -30,7 +30,7 @@ async def upgrade(database: Database) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with database._write_engine.begin() as connection:
+    async with database.schema_transaction() as connection:
         if not database.is_sqlite:
             # Several processes may start at once; PostgreSQL's DDL is transactional, so the
             # first migrates and the rest find the schema current.

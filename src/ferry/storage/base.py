@@ -88,8 +88,14 @@ class BlobStore(Protocol):
         """The upload's bytes so far; raises UploadMissing when it has none store-side."""
         ...
 
+    async def make_durable(self, upload_id: str) -> None:
+        """Makes the upload's bytes so far survive a power loss (UploadMissing when it is gone).
+        The slow part of a commit, done before the caller takes the locks commit_upload needs."""
+        ...
+
     async def commit_upload(self, upload_id: str, digest: str) -> None:
-        """Raises UploadMissing when the upload is gone; afterwards the upload no longer exists."""
+        """Raises UploadMissing when the upload is gone; afterwards the upload no longer exists.
+        Durable by itself; quick when make_durable came first."""
         ...
 
     async def abort_upload(self, upload_id: str) -> None:

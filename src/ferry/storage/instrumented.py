@@ -76,6 +76,9 @@ class InstrumentedStore:
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         return self._stream("read_upload", self.inner.read_upload(upload_id))
 
+    async def make_durable(self, upload_id: str) -> None:
+        await self._timed("make_durable", lambda: self.inner.make_durable(upload_id))
+
     async def commit_upload(self, upload_id: str, digest: str) -> None:
         await self._timed("commit_upload", lambda: self.inner.commit_upload(upload_id, digest))
 

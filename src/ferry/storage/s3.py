@@ -113,6 +113,9 @@ class S3BlobStore:
             async for chunk in self._stream(str(meta["path"]), 0, None, UploadMissing(upload_id)):
                 yield chunk
 
+    async def make_durable(self, upload_id: str) -> None:
+        await self._chunks(upload_id)  # an object is durable once its PUT answered; it must exist
+
     async def commit_upload(self, upload_id: str, digest: str) -> None:
         chunks = await self._chunks(upload_id)
         if len(chunks) == 1:
