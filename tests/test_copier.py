@@ -277,7 +277,9 @@ async def test_a_session_the_target_forgot_starts_a_fresh_upload(world: World) -
     outcome, _ = await copy(world, target, memory=memory)
     assert outcome.status == JobStatus.SUCCESS
     layer = max(built.blobs, key=lambda d: len(built.blobs[d]))
-    assert target.of("start_upload") == [layer]  # the config had arrived whole before
+    # The layer opens one fresh session (the config may open one too: whether it had arrived
+    # before the layer's chunk broke the first attempt depends on how the two copies interleaved).
+    assert target.of("start_upload").count(layer) == 1
     assert target.of("upload_chunk")[0] == "0-1000"
     assert_holds(target, built)
 

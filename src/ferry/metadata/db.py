@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ferry.metadata.point_reads import PointReads
+from ferry.metadata.point_reads import PointReads, is_busy
 from ferry.metadata.quick_writes import EngineWrite, QuickWrite, SqliteWrite, SqliteWriteConnections
 from ferry.metadata.quick_writes import run as run_sqlite
 from ferry.observability import metrics
@@ -78,9 +78,11 @@ class _WriterBusy(Exception):
     """Another process holds SQLite's write lock: try BEGIN IMMEDIATE again shortly."""
 
 
-def _is_busy(error: OperationalError) -> bool:
-    message = str(error.orig)
-    return "database is locked" in message or "busy" in message
+async def _wait_for_other_writer(pause: float) -> float:
+    """Sleeps while another process holds SQLite's write lock; the next, longer pause."""
+    metrics.DB_ERRORS.labels("write", "busy").inc()
+    await asyncio.sleep(pause)
+    return min(pause * 2, 0.05)
 
 
 class DatabaseFull(Exception):
@@ -207,16 +209,14 @@ class Database:
                             try:
                                 await session.connection()
                             except OperationalError as error:
-                                if not _is_busy(error) or time.monotonic() > deadline:
+                                if not is_busy(error.orig) or time.monotonic() > deadline:
                                     raise
                                 raise _WriterBusy from None
                             yield session
                             return
                     except _WriterBusy:
                         pass
-                metrics.DB_ERRORS.labels("write", "busy").inc()
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                pause = await _wait_for_other_writer(pause)
 
     @asynccontextmanager
     async def quick_write(self) -> AsyncIterator[QuickWrite]:
@@ -232,9 +232,7 @@ class Database:
                 pause = 0.001
                 # None: another process is writing; wait for it asleep, not on the loop.
                 while (sqlite := self._quick.begin(time.monotonic() > deadline)) is None:
-                    metrics.DB_ERRORS.labels("write", "busy").inc()
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.05)
+                    pause = await _wait_for_other_writer(pause)
                 try:
                     yield SqliteWrite(sqlite)
                     run_sqlite(sqlite, "COMMIT")

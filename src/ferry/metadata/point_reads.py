@@ -37,6 +37,12 @@ _READ = metrics.DB_LATENCY.labels("read")
 _BUSY_MILLISECONDS = 20
 
 
+def is_busy(error: BaseException | None) -> bool:
+    """Whether SQLite refused because another connection holds a lock it needs."""
+    message = str(error)
+    return "locked" in message or "busy" in message
+
+
 class PointReads:
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -78,7 +84,7 @@ class PointReads:
                 cursor.close()
             return rows[:1] if first else rows
         except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
+            if is_busy(error):
                 metrics.DB_ERRORS.labels("point", "busy").inc()
                 return None
             raise

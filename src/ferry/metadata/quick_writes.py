@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy import TextClause, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ferry.metadata.point_reads import is_busy
 from ferry.observability import metrics
 
 _STATEMENT = metrics.DB_LATENCY.labels("statement")
@@ -95,7 +96,7 @@ class SqliteWriteConnections:
         try:
             connection.execute("BEGIN IMMEDIATE").close()
         except sqlite3.OperationalError as error:
-            if not last_try and ("locked" in str(error) or "busy" in str(error)):
+            if not last_try and is_busy(error):
                 return None
             raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from None
         return connection
@@ -106,7 +107,7 @@ class SqliteWriteConnections:
             assert self._path is not None
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             for pragma in (
-                "busy_timeout=0",  # never wait on the loop: the engine path waits instead
+                "busy_timeout=0",  # never wait on the loop: Database.quick_write sleeps instead
                 "synchronous=FULL",
                 "foreign_keys=ON",
                 "wal_autocheckpoint=0",  # checkpoints stay with the engine's connections
