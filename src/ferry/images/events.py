@@ -16,9 +16,9 @@ from ferry.metadata.models import Repository
 
 class TagEvents(Protocol):
     async def tag_moved(
-        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+        self, session: AsyncSession, repository: Repository, tag: str, digest: str, operator: Operator
     ) -> None:
-        """A tag was created, or now points at another digest."""
+        """A tag was created, or now points at another digest (`digest`)."""
         ...
 
     async def referrer_added(
@@ -32,7 +32,7 @@ class NoTagEvents:
     """For tools that move tags with nobody listening (tests, maintenance)."""
 
     async def tag_moved(
-        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+        self, session: AsyncSession, repository: Repository, tag: str, digest: str, operator: Operator
     ) -> None:
         return None
 
@@ -50,10 +50,10 @@ class FanOut:
         self.listeners = listeners
 
     async def tag_moved(
-        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+        self, session: AsyncSession, repository: Repository, tag: str, digest: str, operator: Operator
     ) -> None:
         for listener in self.listeners:
-            await listener.tag_moved(session, repository, tag, operator)
+            await listener.tag_moved(session, repository, tag, digest, operator)
 
     async def referrer_added(
         self, session: AsyncSession, repository: Repository, subject: str, operator: Operator

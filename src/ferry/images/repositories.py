@@ -26,11 +26,16 @@ from ferry.names import ImageName
 
 
 async def find_repository(session: AsyncSession, image: ImageName) -> Repository | None:
-    return await session.scalar(
-        select(Repository)
-        .join(Organization, Organization.id == Repository.organization_id)
-        .where(Organization.name == image.organization, Repository.name == image.repository)
-    )
+    # The organization comes along in the same row, so that what a push tells its listeners
+    # (sync's jobs, webhooks) finds it in the session instead of asking the database again.
+    row = (
+        await session.execute(
+            select(Repository, Organization)
+            .join(Organization, Organization.id == Repository.organization_id)
+            .where(Organization.name == image.organization, Repository.name == image.repository)
+        )
+    ).first()
+    return row[0] if row is not None else None
 
 
 async def require_repository(session: AsyncSession, image: ImageName) -> Repository:

@@ -39,7 +39,7 @@ async def move_tag(
             tag.digest, tag.updated_at = digest, utcnow()
     if move.moved:
         repository.updated_at = utcnow()
-        await events.tag_moved(session, repository, name, operator)
+        await events.tag_moved(session, repository, name, digest, operator)
     return move
 
 

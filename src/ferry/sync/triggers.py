@@ -151,7 +151,7 @@ class SyncTriggers:
     """images.events.TagEvents, answered by recording sync jobs in the same transaction."""
 
     async def tag_moved(
-        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+        self, session: AsyncSession, repository: Repository, tag: str, digest: str, operator: Operator
     ) -> None:
         await tag_moved(session, repository, tag, operator)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import Operator
-from ferry.metadata.models import JobStatus, Organization, Repository, SyncJob, Tag
+from ferry.metadata.models import JobStatus, Organization, Repository, SyncJob
 from ferry.webhooks import events
 from ferry.webhooks.outbox import record
 
@@ -21,11 +21,8 @@ class WebhookTagEvents:
         self.region = region
 
     async def tag_moved(
-        self, session: AsyncSession, repository: Repository, tag: str, operator: Operator
+        self, session: AsyncSession, repository: Repository, tag: str, digest: str, operator: Operator
     ) -> None:
-        digest = await session.scalar(
-            select(Tag.digest).where(Tag.repository_id == repository.id, Tag.name == tag)
-        )
         org = await session.get(Organization, repository.organization_id)
         if org is None:
             return
