@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from bench.servers import (
     start_distribution,
     start_ferry,
 )
-from bench.small_requests import host_facts, process_tree, tree_cpu_seconds
+from bench.small_requests import host_facts, process_tree, tree_cpu_seconds, tree_memory_mib
 
 WORKLOADS = ("big", "layers", "many", "shared")
 NAMESPACE = "bench"  # registry_bench pushes to <namespace>/<workload>-<run>-<n>: one Ferry organization
@@ -173,6 +174,8 @@ def main() -> int:
                     }
                 )
         peak_rss = {name: vm_hwm_mib(s.pid) for name, s in servers.items()}
+        time.sleep(3.0)  # let the last run's buffers go back
+        rss_after = {name: tree_memory_mib(s.pid)["now"] for name, s in servers.items()}
     finally:
         for server in servers.values():
             server.stop()
@@ -191,6 +194,7 @@ def main() -> int:
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "server_peak_rss_mib": peak_rss,
+        "server_rss_after_run_mib": rss_after,
         "results": rows,
     }
     out = Path(args.json)

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.report [--label latest]            # print the table
     .venv/bin/python -m bench.report --label latest --readme     # also replace README's section
 
-Reads bench/results/{small_requests,push_pull,sync_latency,sync_burst,bench_run}_<label>.json
+Reads bench/results/{small_requests,push_pull,sync_latency,sync_burst,memory_push,bench_run}_<label>.json
 (whichever exist). The README section lies between the two marker comments README_BEGIN and
 README_END and is replaced, never appended to.
 """
@@ -142,6 +142,51 @@ def burst_row(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+MEMORY_AIM_MIB = 150.0
+
+
+def memory_rows(label: str) -> list[str]:
+    """RSS per process (the largest of a server's processes), against the aim of ≤ 150 MiB."""
+    rows = []
+
+    def row(what: str, ferry: float | None, reference: float | None) -> None:
+        met = ferry is not None and ferry <= MEMORY_AIM_MIB
+        rows.append(
+            f"| {what} | {fmt(ferry, 1)} | {fmt(reference, 1)} | n/a "
+            f"| {yes(met)} (≤ {MEMORY_AIM_MIB:.0f} MiB) |"
+        )
+
+    streamed = load("memory_push", label)
+    if streamed:
+        for result in streamed["results"]:
+            row(
+                f"RSS MiB, peak while a {streamed['size_mib']} MiB layer is pushed "
+                f"({result['mode']}) and pulled",
+                result["peak_rss_mib"],
+                None,
+            )
+    small = load("small_requests", label)
+    memory = (small or {}).get("server_memory_mib")
+    if memory:
+        ferry, reference = memory.get("ferry", {}), memory.get("distribution", {})
+        row(
+            "RSS MiB, peak under the 16-connection small-request load",
+            ferry.get("small_requests_peak"),
+            reference.get("small_requests_peak"),
+        )
+        row(
+            "RSS MiB after the small-request and raw-blob run",
+            ferry.get("after_run"),
+            reference.get("after_run"),
+        )
+    pushed = load("push_pull", label)
+    if pushed and pushed.get("server_rss_after_run_mib"):
+        peak, after = pushed["server_peak_rss_mib"], pushed["server_rss_after_run_mib"]
+        row("RSS MiB, peak over push and pull of every workload", peak.get("ferry"), peak.get("distribution"))
+        row("RSS MiB after that push and pull run", after.get("ferry"), after.get("distribution"))
+    return rows
+
+
 def table(label: str) -> str:
     lines = [
         "| workload (same run, interleaved) | Ferry | distribution | ratio | aim met? |",
@@ -162,6 +207,7 @@ def table(label: str) -> str:
         start = doc.get("load_average_start", doc.get("load_start"))
         end = doc.get("load_average_end", doc.get("load_end"))
         loads.append(f"{name} {start} → {end}")
+    lines += memory_rows(label)
     run = load("bench_run", label)
     facts = (run or load("small_requests", label) or {}).get("host", {})
     lines.append("")

@@ -9,6 +9,8 @@ by run, alternating which goes first; each records the load average per run):
 - pushpull bench.compare: registry_bench push and pull of big, layers, many, shared
 - sync     bench.sync_latency: registry_bench sync (Ferry's auto rule vs skopeo copy on push)
 - burst    bench.sync_burst: 300 small images at concurrency 16 with an auto rule (Ferry only)
+- memory   bench.memory_push: peak RSS while a 1 GiB layer is pushed (monolithic and chunked) and
+           pulled (Ferry only; the other parts record RSS under load and after their runs)
 
 Ferry runs as `ferry serve` with its defaults (what a user runs); `--ferry-args` adds arguments to
 the parts that start `ferry serve` (small, pushpull) and is recorded. FERRY_SRC=<dir with ferry/>
@@ -38,7 +40,7 @@ from bench.small_requests import host_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-PARTS = ("small", "pushpull", "sync", "burst")
+PARTS = ("small", "pushpull", "sync", "burst", "memory")
 LAYOUTS = Path(os.environ.get("REGISTRY_BENCH_CACHE", Path.home() / ".cache" / "registry-bench")) / "layouts"
 
 
@@ -51,11 +53,13 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         pushpull = ["--repeat", "1", "--workload", "layers,many"]
         sync = ["--repeat", "1", "--workloads", "shared,many"]
         burst = ["--images", "60"]
+        memory = ["--size-mib", "128", "--chunk-mib", "32"]
     else:
         small = ["--rounds", str(args.rounds), "--duration", str(args.duration)]
         pushpull = ["--repeat", str(args.repeat)]
         sync = ["--repeat", str(args.sync_repeat)]
         burst = []
+        memory = []
     return {
         "small": [*py, "bench.small_requests", *small, *ferry, "--label", label],
         "pushpull": [
@@ -69,6 +73,7 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         ],
         "sync": [*py, "bench.sync_latency", *sync, "--out", str(RESULTS / f"sync_latency_{label}.json")],
         "burst": [*py, "bench.sync_burst", *burst, "--label", label],
+        "memory": [*py, "bench.memory_push", *memory, "--json", str(RESULTS / f"memory_push_{label}.json")],
     }
 
 

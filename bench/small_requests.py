@@ -125,6 +125,21 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def tree_memory_mib(pid: int) -> dict[str, float | None]:
+    """The largest peak RSS (VmHWM) and the largest RSS now (VmRSS) of any process of the tree:
+    the aim is per process (`ferry serve` runs one per core)."""
+    figures: dict[str, list[float]] = {"VmHWM": [], "VmRSS": []}
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                field, _, value = line.partition(":")
+                if field in figures:
+                    figures[field].append(round(int(value.split()[0]) / 1024, 1))
+        except (OSError, ValueError, IndexError):
+            continue
+    return {"peak": max(figures["VmHWM"], default=None), "now": max(figures["VmRSS"], default=None)}
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process tree: every live member's own, plus its waited-for exited
     children's (cutime, cstime), so that `ferry serve`'s worker processes count."""
@@ -406,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load_average()
     ferry_args = args.ferry_args.split()
     processes: dict[str, int] = {}
+    # Per registry: peak RSS after the first round's small requests (16 connections), peak after
+    # everything (the raw 512 MiB PUT and GET too), and RSS after the run and a short rest.
+    memory: dict[str, dict[str, float | None]] = {}
     try:
         ferry = start_ferry(work / "ferry", password, organizations=("bench",), args=ferry_args)
         servers["ferry"] = ferry
@@ -442,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{result['p50_ms']:.1f} p99 {result['p99_ms']:.1f} ms, load {result['load_after']}"
                     )
                     samples.append(result)
+            if round_no == 0:
+                for registry, server in servers.items():
+                    memory[registry] = {"small_requests_peak": tree_memory_mib(server.pid)["peak"]}
             if args.big_mib:
                 for registry in order:
                     server = servers[registry]
@@ -464,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"PUT {raw['put_mib_s']} GET {raw['get_mib_s']} MiB/s"
                     )
                     samples.append(raw)
+        time.sleep(3.0)  # let a finished burst's buffers go back
+        for registry, server in servers.items():
+            figures = tree_memory_mib(server.pid)
+            memory.setdefault(registry, {}).update(peak=figures["peak"], after_run=figures["now"])
     finally:
         for server in servers.values():
             server.stop()
@@ -477,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": host_facts(),
         "ferry_command": " ".join(["ferry", "serve", *ferry_args]),
         "server_processes": processes,
+        "server_memory_mib": memory,
         "wrk": f"wrk -t2 -c{args.connections} -d{args.duration}s",
         "rounds": args.rounds,
         "load_average_start": load_start,
