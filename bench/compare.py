@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import secrets
 import shutil
 import subprocess
@@ -80,9 +81,10 @@ def run_bench(
         command.append("--quiet")
     shown = " ".join(c if not c.startswith(f"{ADMIN_USER}:") else f"{ADMIN_USER}:***" for c in command)
     print(f"# {name}: {shown}", file=sys.stderr, flush=True)
-    cpu_before = cpu_seconds(server.pid)
+    cpu_before, client_before = cpu_seconds(server.pid), _children_cpu_seconds()
     subprocess.run(command, check=True, timeout=RUN_TIMEOUT)
     server_cpu = cpu_seconds(server.pid) - cpu_before
+    client_cpu = _children_cpu_seconds() - client_before
     doc = json.loads(out.read_text())
     (result,) = doc["results"]
     result["loadavg_start"] = doc["loadavg_start"]
@@ -90,7 +92,16 @@ def run_bench(
     result["host"] = doc["host"]
     # Includes the untimed seeding of `pull`; a load-independent view of each registry's cost.
     result["server_cpu_seconds"] = round(server_cpu, 2)
+    # registry_bench and the skopeo processes it ran: on this 2-core machine the clients share
+    # the cores with the server, so a server that needs less CPU leaves more to them.
+    result["client_cpu_seconds"] = round(client_cpu, 2)
     return dict(result)
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU of every child process waited for so far, and of their waited children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ratio(ferry: float | None, distribution: float | None) -> float | None:

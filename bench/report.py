@@ -77,6 +77,9 @@ def push_pull_rows(doc: dict[str, Any]) -> list[str]:
         f, d = row["ferry"], row["distribution"]
         fc, dc = f.get("server_cpu_seconds"), d.get("server_cpu_seconds")
         cpu = f"; server CPU {fmt(fc, 1)} vs {fmt(dc, 1)} s" if fc is not None else ""
+        fk, dk = f.get("client_cpu_seconds"), d.get("client_cpu_seconds")
+        if fk is not None:
+            cpu += f", clients' {fmt(fk, 1)} vs {fmt(dk, 1)} s"
         if workload == "many":
             fv, dv, unit = f.get("images_per_s"), d.get("images_per_s"), "img/s"
         else:
