@@ -64,7 +64,9 @@ def ferry_env(password: str) -> dict[str, str]:
     FERRY_SRC=<dir with ferry/> runs a fixed snapshot of the sources while the tree is being
     edited; otherwise Ferry is the interpreter's install (the venv's, i.e. the working tree).
     """
-    env = {"FERRY_ADMIN_PASSWORD": password}
+    # "0": one HTTP process per core, the default of `ferry serve` (the test harness's FerryServer
+    # runs one process unless told otherwise, so that tests can signal it by PID).
+    env = {"FERRY_ADMIN_PASSWORD": password, "FERRY_HTTP_WORKERS": "0"}
     src = os.environ.get("FERRY_SRC")
     if src:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
