@@ -112,7 +112,9 @@ def _reset_hwm(pid: int) -> bool:
 
 @dataclass
 class RssSampler:
-    """Samples VmRSS of the server's process tree every 20 ms in a thread."""
+    """Samples VmRSS of the server's processes every 20 ms in a thread: the largest one's, as
+    the bound is per process (`ferry serve` runs one per core; the upload lands in one of them,
+    and a sum would count the pages the workers share with their parent several times)."""
 
     pid: int
     peak_rss_kib: int = 0
@@ -124,11 +126,11 @@ class RssSampler:
     _thread: threading.Thread | None = None
 
     def current_kib(self) -> int:
-        return sum(_status_kib(p, ("VmRSS",)).get("VmRSS", 0) for p in _descendants(self.pid))
+        return max(_status_kib(p, ("VmRSS",)).get("VmRSS", 0) for p in _descendants(self.pid))
 
     def __enter__(self) -> RssSampler:
         self.lifetime_hwm_kib = self.hwm_kib()
-        self.hwm_reset = _reset_hwm(self.pid)
+        self.hwm_reset = all([_reset_hwm(p) for p in _descendants(self.pid)])
         self.baseline_kib = self.current_kib()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -145,8 +147,8 @@ class RssSampler:
             self.samples += 1
 
     def hwm_kib(self) -> int:
-        """VmHWM: the kernel's own peak RSS (main process) since start or since the reset."""
-        return _status_kib(self.pid, ("VmHWM",)).get("VmHWM", 0)
+        """VmHWM: the kernel's own peak RSS (the largest process's) since start or the reset."""
+        return max(_status_kib(p, ("VmHWM",)).get("VmHWM", 0) for p in _descendants(self.pid))
 
 
 async def _token(session: aiohttp.ClientSession, base: str, password: str) -> str:
