@@ -42,7 +42,7 @@ test-clients: $(STAMP) system-deps
 	$(VENV)/bin/pytest -q -ra tests/test_skopeo.py tests/test_oras.py tests/test_swr_sdk.py tests/test_sdk_samples.py tests/test_go_tools.py
 
 # Ferry against distribution 2.8 (Debian's docker-registry), interleaved, every part of the
-# performance table (bench/README.md); about 20-25 min. Quick harness check: BENCH_ARGS=--quick;
+# performance table (bench/README.md); about 7-10 min. Quick harness check: BENCH_ARGS=--quick;
 # one part: BENCH_ARGS="--only small". Writes bench/results/*_latest.json and README's table.
 bench: $(STAMP)
 	$(PY) -m bench.run_all $(BENCH_ARGS)

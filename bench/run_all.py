@@ -18,7 +18,7 @@ runs another source tree (e.g. a baseline worktree).
 
     .venv/bin/python -m bench.run_all [--label latest] [--only small,pushpull] [--quick] [--no-readme]
 
-About 20-25 minutes on this 2-core machine with the defaults; `--quick` runs each part once and
+About 7-10 minutes on this 2-core machine with the defaults; `--quick` runs each part once and
 short (a few minutes, for checking the harness, not for numbers).
 """
 
