@@ -155,6 +155,61 @@ def test_jobs_retry_while_target_is_down_and_succeed_when_it_returns(tmp_path: P
             assert tag_digest(target, job["tag"]) == images[job["tag"]].digest
 
 
+def peer_up(server: FerryServer, region: str) -> float | None:
+    """ferry_sync_peer_up for `region` in the server's /metrics (None: not exposed)."""
+    text = requests.get(f"{server.url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("ferry_sync_peer_up{") and f'target_region="{region}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+OUTAGE_SECONDS = 60
+
+
+def test_a_peer_back_after_a_minute_gets_its_whole_queue_within_two_seconds(tmp_path: Path) -> None:
+    """Each job backing off on its own (up to 60 s apart) made 20 queued images arrive a median
+    of 36 s after the peer was back; the peer is now probed and its queue resumed at once."""
+    with started(make_regions(tmp_path, [A, B])) as regions:
+        setup_rule(regions)
+        records = Records(regions[A], A)
+        assert peer_up(regions[A], B) == 1
+        regions[B].stop()
+        went_down = time.monotonic()
+
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        images = {f"q{i:02d}": make_image(f"outage-{i}") for i in range(20)}
+        for tag, image in images.items():
+            push_image(source, NAME, tag, image)
+
+        def waiting() -> list[dict[str, Any]] | None:
+            jobs = records.jobs()
+            found = [j["status"] == "waiting" and "unreachable" in j["message"] for j in jobs]
+            ok = len(jobs) == len(images) and all(found)
+            return jobs if ok else None
+
+        wait_for(waiting, "every job to have found the target unreachable", 30)
+        assert peer_up(regions[A], B) == 0, "the peer is marked down while it does not answer"
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - went_down)))
+
+        regions[B].start()  # returns once B answers /readyz
+        back = time.monotonic()
+        target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+        arrived: dict[str, float] = {}
+        while len(arrived) < len(images) and time.monotonic() - back < 60:
+            response = target.get(f"/v2/{NAME}/tags/list")
+            if response.status_code == 200:
+                for tag in response.json().get("tags") or []:
+                    arrived.setdefault(tag, time.monotonic() - back)
+            time.sleep(0.05)
+        assert set(arrived) == set(images), f"missing at the target: {sorted(set(images) - set(arrived))}"
+        slowest = max(arrived.values())
+        assert slowest <= 2.0, f"the last image arrived {slowest:.2f} s after the peer was back: {arrived}"
+        for tag, image in images.items():
+            assert tag_digest(target, tag) == image.digest
+        assert peer_up(regions[A], B) == 1
+
+
 # --- (b) the source is killed in the middle of a big blob ------------------------------------------
 
 BIG = 256 * MIB

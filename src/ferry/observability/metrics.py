@@ -72,6 +72,12 @@ SYNC_LAG = Histogram(
     ["target_region"],
     buckets=LAG_BUCKETS,
 )
+SYNC_PEER_UP = Gauge(
+    "ferry_sync_peer_up",
+    "1 while a peer region answers, 0 while a process found it unreachable and probes it.",
+    ["target_region"],
+    multiprocess_mode="livemin",
+)
 SYNC_BYTES_SENT = Counter(
     "ferry_sync_bytes_sent_total", "Blob bytes uploaded to peers, by target region.", ["target_region"]
 )

@@ -65,6 +65,7 @@ class JobRunner:
         targets: TargetFactory,
         chunk_bytes: int,
         retry_seconds: float,
+        unreachable: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -72,6 +73,8 @@ class JobRunner:
         self.targets = targets
         self.chunk_bytes = chunk_bytes
         self.retry_seconds = retry_seconds
+        # Told the region of every attempt that found its peer unreachable (sync/peer_health.py).
+        self.unreachable = unreachable
 
     async def attempt(self, job: SyncJob) -> None:
         """Runs the job once and records (and logs) what happened: a final state, or waiting."""
@@ -107,6 +110,8 @@ class JobRunner:
         except PeerError as error:
             jobmetrics.failed(job, error)
             reason = reasons.of_error(error)
+            if reason == reasons.UNREACHABLE and self.unreachable is not None:
+                self.unreachable(job.remote_region_id)
             if error.retryable:
                 return await self._retry_later(job, str(error), error.retry_after, reason, steps)
             failed = Outcome(JobStatus.FAILED, str(error), reason=reason, steps=[*steps, f"failed: {error}"])

@@ -154,6 +154,17 @@ class PeerClient:
             )
         return self._session
 
+    async def answers(self, within_seconds: float) -> bool:
+        """Whether the peer answers its registry's base endpoint (any answer below 500, a 401
+        included: it is up, whatever it thinks of us) within `within_seconds`."""
+        try:
+            async with self.session.get(
+                self.url("/v2/"), timeout=aiohttp.ClientTimeout(total=within_seconds)
+            ) as response:
+                return response.status < 500
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

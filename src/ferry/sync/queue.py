@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob, SyncTransfer, utcnow
+from ferry.sync import reasons
 from ferry.webhooks.sources import job_finished
 
 
@@ -225,6 +226,23 @@ class JobQueue:
                 )
             )
         return JobStatus.WAITING
+
+    async def resume_peer(self, region: str) -> int:
+        """Makes due now every waiting job for `region` whose last attempt found it unreachable
+        (sync/peer_health.py: the region answers again); returns how many."""
+        now = utcnow()
+        async with self.db.write() as session:
+            result = await session.execute(
+                update(SyncJob)
+                .where(
+                    SyncJob.status == JobStatus.WAITING,
+                    SyncJob.remote_region_id == region,
+                    SyncJob.reason == reasons.UNREACHABLE,
+                    SyncJob.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def tag_written(self, job_id: int, digest: str) -> None:
         """An attempt is about to write `digest` under the job's tag at the target (recorded

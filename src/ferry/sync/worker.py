@@ -16,6 +16,7 @@ from ferry.metadata.models import SyncJob
 from ferry.storage import BlobStore
 from ferry.sync.jobs import JobRunner, TargetFactory
 from ferry.sync.peer_client import Actor, PeerClient
+from ferry.sync.peer_health import PeerHealth
 from ferry.sync.queue import JobQueue
 from ferry.sync.target import KnownBlobs, OciTarget, Target
 from ferry.sync.wakeup import JOBS_RECORDED, NOTIFY_CHANNEL
@@ -39,6 +40,7 @@ class SyncWorker:
         self.settings = settings
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.queue = JobQueue(db, owner, settings.sync_lease_seconds, settings.region)
+        self.peers = PeerHealth(clients, self.queue.resume_peer, self.wake)
         self.runner = JobRunner(
             db,
             store,
@@ -46,6 +48,7 @@ class SyncWorker:
             _target_factory(clients),
             settings.sync_chunk_bytes,
             settings.sync_retry_seconds,
+            unreachable=self.peers.unreachable,
         )
         self.clients = clients
         self._wake = asyncio.Event()
@@ -147,6 +150,7 @@ class SyncWorker:
 
     async def stop(self) -> None:
         self._commits.stop()
+        await self.peers.stop()
         for task in self._tasks:
             task.cancel()
         jobs = list(self._jobs)
