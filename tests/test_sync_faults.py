@@ -59,8 +59,9 @@ def setup_rule(regions: Regions) -> None:
 class Records:
     """The sync records of NS/REPO in a region, read from GET …/sync_job (raw JSON fields)."""
 
-    def __init__(self, server: FerryServer, region: str) -> None:
+    def __init__(self, server: FerryServer, region: str, namespace: str = NS, repository: str = REPO) -> None:
         self.server, self.region = server, region
+        self.namespace, self.repository = namespace, repository
         self.token: str | None = None
 
     def _token(self) -> str:
@@ -78,7 +79,7 @@ class Records:
             if self.token is None:
                 self.token = self._token()
             response = requests.get(
-                f"{self.server.url}/v2/manage/namespaces/{NS}/repos/{REPO}/sync_job",
+                f"{self.server.url}/v2/manage/namespaces/{self.namespace}/repos/{self.repository}/sync_job",
                 params={"filter": "limit::100|offset::0|order::asc"},
                 headers={"X-Auth-Token": self.token},
                 timeout=30,
@@ -103,8 +104,8 @@ def all_final(records: Records, tags: list[str]) -> list[dict[str, Any]] | None:
     return jobs if len(done) >= len(tags) and all(j["status"] in FINAL for j in jobs) else None
 
 
-def tag_digest(client: RegistryClient, tag: str) -> str | None:
-    response = client.head(f"/v2/{NAME}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+def tag_digest(client: RegistryClient, tag: str, name: str = NAME) -> str | None:
+    response = client.head(f"/v2/{name}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 

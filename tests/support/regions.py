@@ -30,17 +30,24 @@ def make_regions(
     ids: list[str],
     extra_env: dict[str, str] | None = None,
     region_env: dict[str, dict[str, str]] | None = None,
+    peer_urls: dict[tuple[str, str], str] | None = None,
 ) -> Regions:
     """Starts one server per region id; every region lists all the others as peers.
 
     All share the admin user, password, AK/SK and project id, as `ferry dev` does. `extra_env`
-    goes to every region, `region_env[id]` to that region only.
+    goes to every region, `region_env[id]` to that region only. `peer_urls[(region, peer)]` is
+    the URL `region` uses for `peer` instead of the peer's own (a proxy in front of it).
     """
     ports = {region: free_port() for region in ids}
     regions = Regions()
     for region in ids:
         peers = [
-            {"id": other, "url": f"http://127.0.0.1:{ports[other]}", "ak": ACCESS_KEY, "sk": SECRET_KEY}
+            {
+                "id": other,
+                "url": (peer_urls or {}).get((region, other), f"http://127.0.0.1:{ports[other]}"),
+                "ak": ACCESS_KEY,
+                "sk": SECRET_KEY,
+            }
             for other in ids
             if other != region
         ]

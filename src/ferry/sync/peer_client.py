@@ -28,6 +28,11 @@ __all__ = ["Actor", "PeerClient", "PeerError", "PeerResponse", "error_text"]
 
 # 507: the peer's storage is full; it takes the copy once space returns.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
+# Answers that ask every client to hold off for Retry-After seconds: the whole peer waits.
+HOLD_OFF_STATUSES = frozenset({429, 503})
+# A request without a body to stream is sent again after a hold-off this many times in a row
+# before the attempt fails (and the job waits its turn again).
+HOLD_OFF_RETRIES = 3
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=120)
 
 
@@ -141,6 +146,22 @@ class PeerClient:
         # together share the first one's token instead of each fetching their own.
         self._fetching: dict[tuple[str, Actor | None], asyncio.Lock] = {}
         self._challenge: str | None = None
+        # No request to this peer before this moment (time.monotonic()): the latest
+        # Retry-After it sent with a 429 or 503, honoured by every job of the process.
+        self._not_before = 0.0
+
+    async def _held_off(self) -> None:
+        """Waits while the peer asked us to hold off."""
+        # A sleep to a deadline that another 429 may push further: looked at again after each.
+        while (delay := self._not_before - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    def _hold_off(self, status: int, headers: Any) -> float | None:
+        """Notes a 429/503's Retry-After for the whole peer; the seconds, if it gave any."""
+        retry_after = _retry_after(headers)
+        if status in HOLD_OFF_STATUSES and retry_after:
+            self._not_before = max(self._not_before, time.monotonic() + retry_after)
+        return retry_after
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -157,6 +178,7 @@ class PeerClient:
     async def answers(self, within_seconds: float) -> bool:
         """Whether the peer answers its registry's base endpoint (any answer below 500, a 401
         included: it is up, whatever it thinks of us) within `within_seconds`."""
+        await self._held_off()
         try:
             async with self.session.get(
                 self.url("/v2/"), timeout=aiohttp.ClientTimeout(total=within_seconds)
@@ -194,7 +216,10 @@ class PeerClient:
         """One registry call with a bearer token for `repository` (acting for `actor`);
         5xx/429/507 and network errors raise."""
         await self._token_in_flight(repository, actor)
-        for attempt in range(2):
+        replayable = not isinstance(data, AsyncIterable)
+        attempt = held_off = 0
+        while attempt < 2:
+            await self._held_off()
             request_headers = dict(headers or {})
             if (token := self._token(repository, actor)) is not None:
                 request_headers["Authorization"] = f"Bearer {token}"
@@ -207,14 +232,19 @@ class PeerClient:
                     if response.status in (401, 403) and attempt == 0 and _is_challenge(response):
                         challenge = response.headers.get("WWW-Authenticate", "")
                         await self._authenticate(repository, challenge, actor)
-                        if isinstance(data, AsyncIterable):
+                        if not replayable:
                             # A consumed stream cannot be replayed: the job retries with the token.
                             raise PeerError(
                                 "authentication renewed", retryable=True, retry_after=0, cause="reauth"
                             )
+                        attempt += 1
                         continue
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise PeerError(f"region {self.peer.id} unreachable: {type(error).__name__}", True) from None
+            if result.status in HOLD_OFF_STATUSES and replayable and held_off < HOLD_OFF_RETRIES:
+                if self._hold_off(result.status, result.headers):
+                    held_off += 1
+                    continue  # sent again once the peer's Retry-After has passed
             self._raise_for_retryable(result)
             return result
         raise PeerError(f"region {self.peer.id} refused the credentials", retryable=False, status=401)
@@ -225,6 +255,7 @@ class PeerClient:
         """GET `url` (a blob), handing its body to `sink` chunk by chunk, never whole in memory;
         returns the status (the body is read only on 200)."""
         for attempt in range(2):
+            await self._held_off()
             headers = {}
             if (token := self._token(repository, actor)) is not None:
                 headers["Authorization"] = f"Bearer {token}"
@@ -248,7 +279,7 @@ class PeerClient:
             raise PeerError(
                 f"region {self.peer.id} answered {response.status}: {error_text(response.body)}",
                 retryable=True,
-                retry_after=_retry_after(response.headers),
+                retry_after=self._hold_off(response.status, response.headers),
                 status=response.status,
             )
 
@@ -284,6 +315,7 @@ class PeerClient:
 
     async def _fresh_grant(self, repository: str, actor: Actor) -> frozenset[str] | None:
         if self._challenge is None:
+            await self._held_off()
             try:
                 async with self.session.get(self.url("/v2/")) as response:
                     await response.read()
@@ -311,6 +343,7 @@ class PeerClient:
         if actor is not None:
             query |= {"acting_account": actor.account, "acting_user": actor.user}
         realm = values.get("realm", self.base + "/v2/token")
+        await self._held_off()
         try:
             async with self.session.get(f"{realm}?{urlencode(query)}", auth=self._basic()) as response:
                 body = await response.read()
@@ -349,6 +382,7 @@ class PeerClient:
             )
         else:
             headers["X-Auth-Token"] = await self._iam_token()
+        await self._held_off()
         try:
             async with self.session.request(method, url, data=payload or None, headers=headers) as response:
                 result = PeerResponse(response.status, dict(response.headers), await response.read())
@@ -361,6 +395,7 @@ class PeerClient:
         user = {"name": self.peer.user, "password": self.peer.password.get_secret_value()}
         identity = {"methods": ["password"], "password": {"user": user}}
         body = {"auth": {"identity": identity, "scope": {"project": {"name": self.peer.id}}}}
+        await self._held_off()
         try:
             async with self.session.post(self.base + "/v3/auth/tokens", json=body) as response:
                 if response.status != 201:

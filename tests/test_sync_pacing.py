@@ -1,0 +1,81 @@
+"""A peer that throttles (429 with Retry-After) slows down only itself: three real regions, the
+throttled one behind a proxy that answers every third request with 429 and `Retry-After: 2`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.images import make_image, push_image
+from tests.support.regions import make_regions
+from tests.support.registry_client import RegistryClient
+from tests.support.server import ADMIN_PASSWORD
+from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, wait_for
+from tests.support.throttle_proxy import ThrottleProxy
+from tests.test_sync_faults import Records, started, tag_digest
+
+A, B, C = "cn-north-4", "cn-east-3", "cn-south-1"
+NS, REPO = "paced", "app"
+NAME = f"{NS}/{REPO}"
+# A request that left A before it read a 429 may still arrive after it: allowed this long.
+IN_FLIGHT_SECONDS = 0.25
+
+
+def test_a_throttling_peer_is_held_off_by_every_job_and_slows_no_other_peer(tmp_path: Path) -> None:
+    proxy = ThrottleProxy(every=3, retry_after=2.0).start()
+    try:
+        regions = make_regions(tmp_path, [A, B, C], peer_urls={(A, B): proxy.url})
+        with started(regions):
+            proxy.upstream = regions[B].url
+            for region in (A, B, C):
+                create_org(regions[region], NS)
+            create_repo(regions[A], NS, REPO)
+            for target in (B, C):
+                assert create_rule(regions[A], NS, REPO, target, NS, sync_auto=True) == 200
+
+            source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+            images = {f"p{i}": make_image(f"paced-{i}") for i in range(6)}
+            pushed: dict[str, float] = {}
+            for tag, image in images.items():
+                push_image(source, NAME, tag, image)
+                pushed[tag] = time.monotonic()
+
+            healthy = RegistryClient(regions[C].url, "admin", ADMIN_PASSWORD)
+            seen_at_c: dict[str, float] = {}
+            deadline = time.monotonic() + 60
+            while len(seen_at_c) < len(images) and time.monotonic() < deadline:
+                for tag in images:
+                    if tag not in seen_at_c and tag_digest(healthy, tag, NAME) == images[tag].digest:
+                        seen_at_c[tag] = time.monotonic() - pushed[tag]
+                time.sleep(0.05)
+            assert set(seen_at_c) == set(images), "every image reached the healthy peer"
+
+            records = Records(regions[A], A, NS, REPO)
+
+            def all_final() -> list[dict[str, Any]] | None:
+                jobs = records.jobs()
+                done = len(jobs) == 2 * len(images) and all(j["status"] in FINAL for j in jobs)
+                return jobs if done else None
+
+            jobs = wait_for(all_final, "every job to reach a final state", 120)
+            assert all(j["status"] == "success" for j in jobs), [(j["tag"], j["message"]) for j in jobs]
+            throttled_target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+            for tag, image in images.items():
+                assert tag_digest(throttled_target, tag, NAME) == image.digest
+
+            refusals = proxy.throttled()
+            assert refusals, "the proxy throttled some of the copy's requests"
+            early = [
+                (round(refused, 3), round(sent - refused, 3))
+                for refused in refusals
+                for sent in proxy.forwarded()
+                if refused + IN_FLIGHT_SECONDS < sent < refused + proxy.retry_after - 0.05
+            ]
+            assert not early, f"requests reached the throttling peer before its Retry-After: {early}"
+            # The healthy peer never waited for the throttled one: each image got there well
+            # before a single Retry-After would have let it.
+            assert max(seen_at_c.values()) < proxy.retry_after, seen_at_c
+    finally:
+        proxy.stop()
