@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
 import socket
 import sqlite3
 import threading
@@ -209,6 +211,38 @@ def test_a_peer_back_after_a_minute_gets_its_whole_queue_within_two_seconds(tmp_
         for tag, image in images.items():
             assert tag_digest(target, tag) == image.digest
         assert peer_up(regions[A], B) == 1
+
+
+def test_a_hung_peer_is_noticed_in_seconds_and_its_queue_resumes_when_it_wakes(tmp_path: Path) -> None:
+    """A process that accepts connections and answers nothing (here: stopped with SIGSTOP) was
+    noticed only after the 120 s socket read timeout; now after FERRY_SYNC_STALL_SECONDS."""
+    stall = 2.0
+    env = {A: {"FERRY_SYNC_STALL_SECONDS": str(stall)}}
+    with started(make_regions(tmp_path, [A, B], region_env=env)) as regions:
+        setup_rule(regions)
+        records = Records(regions[A], A)
+        hung = regions[B].pid
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            image = make_image("hung-peer")
+            push_image(RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD), NAME, "v1", image)
+            pushed = time.monotonic()
+
+            def noticed() -> list[dict[str, Any]] | None:
+                jobs = records.jobs()
+                ok = len(jobs) == 1 and jobs[0]["status"] == "waiting" and "unreachable" in jobs[0]["message"]
+                return jobs if ok else None
+
+            wait_for(noticed, "the job to find the hung peer unreachable", 30)
+            assert time.monotonic() - pushed < 5 * stall, "noticed within a few stall periods"
+            assert peer_up(regions[A], B) == 0
+        finally:
+            os.kill(hung, signal.SIGCONT)
+        woke = time.monotonic()
+        done = wait_for(lambda: all_final(records, ["v1"]), "the job to finish once the peer wakes", 30)
+        assert done[0]["status"] == "success", done
+        assert time.monotonic() - woke < 5, "the queue resumed when the peer answered again"
+        assert tag_digest(RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD), "v1") == image.digest
 
 
 # --- (b) the source is killed in the middle of a big blob ------------------------------------------

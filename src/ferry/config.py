@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     sync_workers: int = Field(default=32, ge=0)
     sync_retry_seconds: float = Field(default=3600, gt=0)
     sync_lease_seconds: float = Field(default=15, gt=1)
+    # A peer silent this long on a call (other than the wait for a streamed upload's answer) is
+    # unreachable: a hung process is noticed in seconds, not after a 120 s socket timeout.
+    sync_stall_seconds: float = Field(default=15, gt=0)
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     max_manifest_bytes: int = 4 * 1024 * 1024

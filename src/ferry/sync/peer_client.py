@@ -33,7 +33,17 @@ HOLD_OFF_STATUSES = frozenset({429, 503})
 # A request without a body to stream is sent again after a hold-off this many times in a row
 # before the attempt fails (and the job waits its turn again).
 HOLD_OFF_RETRIES = 3
-_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=120)
+# A streamed upload's answer may come long after our last byte left: the peer still reads what
+# the sockets hold, then verifies and stores the blob. So its wait for an answer keeps 120 s.
+_UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=120)
+# Every other call: a peer that accepts connections but sends nothing for this long (a hung
+# process) counts as unreachable. A download that keeps sending is never cut (the limit is on
+# the silence between reads, not on the whole transfer).
+DEFAULT_STALL_SECONDS = 15.0
+
+
+def _stall_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
 
 
 @dataclass(frozen=True)
@@ -137,8 +147,9 @@ def _ssl_context(ca_file: str) -> ssl.SSLContext:
 
 
 class PeerClient:
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self, peer: Peer, stall_seconds: float = DEFAULT_STALL_SECONDS) -> None:
         self.peer = peer
+        self._timeout = _stall_timeout(stall_seconds)
         self.base = peer.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[str, Actor | None], _Token] = {}
@@ -171,7 +182,7 @@ class PeerClient:
                 ssl=_ssl_context(self.peer.ca_file) if self.peer.ca_file else True
             )
             self._session = aiohttp.ClientSession(
-                timeout=_TIMEOUT, auto_decompress=False, connector=connector
+                timeout=self._timeout, auto_decompress=False, connector=connector
             )
         return self._session
 
@@ -212,9 +223,12 @@ class PeerClient:
         headers: dict[str, str] | None = None,
         read_body: bool = True,
         actor: Actor | None = None,
+        slow_answer: bool = False,
     ) -> PeerResponse:
         """One registry call with a bearer token for `repository` (acting for `actor`);
-        5xx/429/507 and network errors raise."""
+        5xx/429/507 and network errors raise. A call that streams a body, or whose answer may
+        take long to make (`slow_answer`: a blob's finishing PUT), waits up to 120 s for it;
+        every other call counts as unreachable after `stall_seconds` of silence."""
         await self._token_in_flight(repository, actor)
         replayable = not isinstance(data, AsyncIterable)
         attempt = held_off = 0
@@ -225,7 +239,11 @@ class PeerClient:
                 request_headers["Authorization"] = f"Bearer {token}"
             try:
                 async with self.session.request(
-                    method, self.url(url), data=data, headers=request_headers
+                    method,
+                    self.url(url),
+                    data=data,
+                    headers=request_headers,
+                    timeout=_UPLOAD_TIMEOUT if slow_answer or not replayable else self._timeout,
                 ) as response:
                     body = await response.read() if read_body else b""
                     result = PeerResponse(response.status, dict(response.headers), body)

@@ -168,11 +168,18 @@ class OciTarget:
         *,
         data: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
+        slow_answer: bool = False,
     ) -> PeerResponse:
         if self.before_call is not None:
             await self.before_call()
         return await self.client.registry(
-            method, url, self.repository, data=data, headers=headers, actor=self.actor
+            method,
+            url,
+            self.repository,
+            data=data,
+            headers=headers,
+            actor=self.actor,
+            slow_answer=slow_answer,
         )
 
     async def manifest_digest(self, reference: str) -> str | None:
@@ -245,8 +252,9 @@ class OciTarget:
     ) -> None:
         separator = "&" if "?" in location else "?"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        # The peer verifies the whole blob's digest and makes it durable before it answers.
         response = await self._call(
-            "PUT", f"{location}{separator}digest={digest}", data=body, headers=headers
+            "PUT", f"{location}{separator}digest={digest}", data=body, headers=headers, slow_answer=True
         )
         if response.status != 201:
             raise refused(f"finishing the upload of {digest}", response)
