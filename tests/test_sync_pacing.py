@@ -1,5 +1,6 @@
-"""A peer that throttles (429 with Retry-After) slows down only itself: three real regions, the
-throttled one behind a proxy that answers every third request with 429 and `Retry-After: 2`.
+"""Sync steering between real regions: a peer that throttles (429 with Retry-After) slows down
+only itself (the throttled one behind a proxy that answers every third request with 429 and
+`Retry-After: 2`), and a fresh push goes ahead of a big manual sync.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.images import make_image, push_image
+from tests.support.images import make_image, push_image, put_manifest
 from tests.support.regions import make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD
-from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, wait_for
+from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, manual_sync, wait_for
 from tests.support.throttle_proxy import ThrottleProxy
 from tests.test_sync_faults import Records, started, tag_digest
 
@@ -79,3 +80,38 @@ def test_a_throttling_peer_is_held_off_by_every_job_and_slows_no_other_peer(tmp_
             assert max(seen_at_c.values()) < proxy.retry_after, seen_at_c
     finally:
         proxy.stop()
+
+
+BULK_TAGS = 2000
+
+
+def test_a_fresh_push_goes_ahead_of_a_manual_sync_of_two_thousand_tags(tmp_path: Path) -> None:
+    """Jobs were claimed oldest first: a push behind a big manual sync waited for all of it."""
+    with started(make_regions(tmp_path, [A, B])) as regions:
+        for region in (A, B):
+            create_org(regions[region], NS)
+        for repository in ("bulk", "fresh"):
+            create_repo(regions[A], NS, repository)
+        assert create_rule(regions[A], NS, "fresh", B, NS, sync_auto=True) == 200
+
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        old = make_image("bulk-old")
+        tags = [f"t{i:04d}" for i in range(BULK_TAGS)]
+        push_image(source, f"{NS}/bulk", tags[0], old)
+        for tag in tags[1:]:  # the same image under 2,000 tags: one manifest PUT each
+            assert put_manifest(source, f"{NS}/bulk", tag, old).status_code == 201
+        for batch in (tags[:1000], tags[1000:]):  # the SWR API takes up to 1,000 tags a call
+            assert manual_sync(regions[A], NS, "bulk", batch, B, NS) == []
+
+        new = make_image("fresh-push")
+        push_image(source, f"{NS}/fresh", "v1", new)
+        pushed = time.monotonic()
+        target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+        while tag_digest(target, "v1", f"{NS}/fresh") != new.digest:
+            assert time.monotonic() - pushed < 30, "the fresh push never arrived"
+            time.sleep(0.02)
+        lag = time.monotonic() - pushed
+        listed = target.get(f"/v2/{NS}/bulk/tags/list", params={"n": 10000})
+        copied = len(listed.json().get("tags") or []) if listed.status_code == 200 else 0
+        assert copied < BULK_TAGS, "the manual sync was still running when the push arrived"
+        assert lag < 1.0, f"the fresh push took {lag:.2f} s behind {BULK_TAGS - copied} manual jobs"

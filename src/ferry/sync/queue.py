@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
@@ -38,6 +38,11 @@ class Outcome:
     target_digest: str | None = None
 
 
+# Which claimable jobs go first: a fresh push's (auto) ahead of manual syncs, and those ahead of
+# an audit's repairs; oldest first within a lane. A manual sync of thousands of tags then delays
+# a new push by at most the one job slot it waits for.
+LANE = case((SyncJob.trigger == "auto", 0), (SyncJob.trigger == "manual", 1), else_=2)
+
 # Lines of step log a job keeps in all (the newest); the copier caps each attempt at 40.
 STEPS_KEPT = 200
 
@@ -61,7 +66,8 @@ class JobQueue:
         return jobs[0] if jobs else None
 
     async def claim_many(self, limit: int, look_first: bool = True) -> list[SyncJob]:
-        """Up to `limit` claimable jobs, oldest first, taken under a lease in one write.
+        """Up to `limit` claimable jobs, by lane (LANE) and then oldest first, taken under a lease
+        in one write.
 
         With `look_first`, a read decides whether there is anything to take before the single
         writer (SQLite) or a row lock is taken, so that a poll of an empty queue costs a read,
@@ -78,7 +84,7 @@ class JobQueue:
                     return []
         taken: list[SyncJob] = []
         async with self.db.write() as session:
-            query = select(SyncJob).where(claimable).order_by(SyncJob.id).limit(max(20, 2 * limit))
+            query = select(SyncJob).where(claimable).order_by(LANE, SyncJob.id).limit(max(20, 2 * limit))
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             keys: set[tuple[str, str, str, str, str]] = set()

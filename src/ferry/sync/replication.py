@@ -12,7 +12,6 @@ tag, e.g. it existed before the rule) and excluded (reserved for rule filters).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ferry.metadata.db import Database
 from ferry.metadata.models import FINAL_STATUSES, JobStatus, SyncJob, SyncRule, SyncTransfer, Tag, utcnow
 from ferry.sync import reasons
+from ferry.sync.queue import LANE
 
 IN_SYNC, PENDING, BEHIND, CONFLICT, FAILED = "in-sync", "pending", "behind", "conflict", "failed"
 NOT_SYNCED, EXCLUDED = "not-synced", "excluded"
@@ -89,7 +89,7 @@ class _Jobs:
 
     final: dict[tuple[int, str, Target], JobRow]
     active: dict[tuple[int, str, Target], JobRow]
-    claim_order: list[int]  # ids of the jobs claimable now, ascending
+    claim_order: dict[int, int]  # id → place of each job claimable now, in claim order (lane, id)
     transferred: dict[int, int]  # running job id → bytes its open uploads hold
 
 
@@ -121,7 +121,8 @@ async def _jobs(session: AsyncSession, repository_ids: list[int] | None, tag: st
     ).all()
     now = utcnow()
     ready = (SyncJob.status == JobStatus.WAITING) & (SyncJob.next_attempt_at <= now)
-    claim_order = list(await session.scalars(select(SyncJob.id).where(ready).order_by(SyncJob.id)))
+    claimable = await session.scalars(select(SyncJob.id).where(ready).order_by(LANE, SyncJob.id))
+    claim_order = {job_id: place for place, job_id in enumerate(claimable)}
     running = [job.id for job in active if job.status == JobStatus.RUNNING]
     transferred: dict[int, int] = {}
     if running:
@@ -199,7 +200,7 @@ def _pending(base: TagState, job: JobRow, jobs: _Jobs) -> TagState:
         return _replace(base, **(common | {"phase": "running", "bytes_sent": sent}))
     if job.next_attempt_at > now:
         return _replace(base, **common, phase="retrying", next_attempt_at=job.next_attempt_at)
-    ahead = bisect_left(jobs.claim_order, job.id)
+    ahead = jobs.claim_order.get(job.id, len(jobs.claim_order))
     return _replace(base, **common, phase="queued", position=ahead, next_attempt_at=job.next_attempt_at)
 
 
