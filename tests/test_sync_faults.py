@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from huaweicloudsdkswr.v2 import DeleteImageSyncRepoRequest, DeleteImageSyncRepoRequestBody
 
 from tests.support.images import (
     OCI_CONFIG,
@@ -39,7 +40,7 @@ from tests.support.images import (
 from tests.support.regions import Regions, make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
-from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, wait_for
+from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, sdk, wait_for
 
 A, B = "cn-north-4", "cn-east-3"
 NS, REPO = "faults", "app"
@@ -243,6 +244,38 @@ def test_a_hung_peer_is_noticed_in_seconds_and_its_queue_resumes_when_it_wakes(t
         assert done[0]["status"] == "success", done
         assert time.monotonic() - woke < 5, "the queue resumed when the peer answered again"
         assert tag_digest(RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD), "v1") == image.digest
+
+
+def test_deleting_a_rule_cancels_its_waiting_jobs_with_a_record_that_says_so(tmp_path: Path) -> None:
+    with started(make_regions(tmp_path, [A, B])) as regions:
+        setup_rule(regions)
+        records = Records(regions[A], A)
+        regions[B].stop()
+        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+        images = {f"r{i}": make_image(f"rule-gone-{i}") for i in range(3)}
+        for tag, image in images.items():
+            push_image(source, NAME, tag, image)
+
+        def waiting() -> list[dict[str, Any]] | None:
+            jobs = records.jobs()
+            return jobs if len(jobs) == len(images) and all(j["status"] == "waiting" for j in jobs) else None
+
+        wait_for(waiting, "the rule's jobs to wait for the unreachable target", 30)
+        body = DeleteImageSyncRepoRequestBody(remote_region_id=B, remote_namespace=NS)
+        sdk(regions[A]).delete_image_sync_repo(
+            DeleteImageSyncRepoRequest(namespace=NS, repository=REPO, body=body)
+        )
+        jobs = records.jobs()
+        assert [j["status"] for j in jobs] == ["cancel"] * len(images), jobs
+        for job in jobs:
+            assert "rule" in job["message"] and "deleted by admin" in job["message"], job["message"]
+            assert job["finishedAt"] is not None
+
+        regions[B].start()
+        time.sleep(2)  # what a retry would have taken, had the jobs still been waiting
+        target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+        assert all(tag_digest(target, tag) is None for tag in images), "nothing copied after the delete"
+        assert [j["status"] for j in records.jobs()] == ["cancel"] * len(images)
 
 
 # --- (b) the source is killed in the middle of a big blob ------------------------------------------

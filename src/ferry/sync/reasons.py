@@ -25,6 +25,7 @@ TIMEOUT = "timeout"
 INTERNAL = "internal"
 WORKER_STOPPED = "worker_stopped"
 CONFLICT = "conflict"
+RULE_DELETED = "rule_deleted"
 
 # What each code means, as a clause for "retrying in 40 s: …" / "will not retry: …".
 _WORDS = {
@@ -45,6 +46,7 @@ _WORDS = {
     INTERNAL: "an internal error (see the server log)",
     WORKER_STOPPED: "the worker running it stopped",
     CONFLICT: "{region} holds another image and override is off",
+    RULE_DELETED: "the automatic rule that queued it was deleted before it ran",
 }
 CODES = frozenset(_WORDS)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import EDIT, MANAGE, READ, Operator
@@ -19,8 +19,9 @@ from ferry.identity.organizations import account_of
 from ferry.identity.service import Principal
 from ferry.images.repositories import repository_for
 from ferry.metadata.db import Database
-from ferry.metadata.models import Account, Repository, SyncJob, SyncRule, Tag, utcnow
+from ferry.metadata.models import Account, JobStatus, Repository, SyncJob, SyncRule, Tag, utcnow
 from ferry.names import ORGANIZATION_RULE, is_organization
+from ferry.sync import reasons
 from ferry.sync.authorization import actor_of, check_target, may_configure_rules
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor, PeerClient
@@ -137,6 +138,36 @@ async def delete_rule(
     if rule is None:
         raise RuleUnknown(target, f"{namespace}/{name}")
     await session.delete(rule)
+    await _cancel_waiting_auto_jobs(session, repository.id, target, principal.name)
+
+
+async def _cancel_waiting_auto_jobs(
+    session: AsyncSession, repository_id: int, target: SyncTarget, deleted_by: str
+) -> None:
+    """The rule's waiting jobs end as `cancel`, saying why (they would copy for a rule that no
+    longer exists); one already copying finishes its copy. Manual syncs are nobody's rule."""
+    now = utcnow()
+    message = (
+        f"cancelled: the sync rule to {target.region}/{target.namespace} was deleted by "
+        f"{deleted_by} before this job ran; nothing copied"
+    )
+    await session.execute(
+        update(SyncJob)
+        .where(
+            SyncJob.repository_id == repository_id,
+            SyncJob.remote_region_id == target.region,
+            SyncJob.remote_namespace == target.namespace,
+            SyncJob.trigger == "auto",
+            SyncJob.status == JobStatus.WAITING,
+        )
+        .values(
+            status=JobStatus.CANCEL,
+            reason=reasons.RULE_DELETED,
+            message=message,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
 
 
 async def list_rules(
