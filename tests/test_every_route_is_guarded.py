@@ -63,6 +63,7 @@ SAMPLE = {
     "retention_id": "1",
     "webhook_id": "1",
     "delivery_id": "1",
+    "job_id": "1",
 }
 
 

@@ -15,6 +15,8 @@ import random
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,10 +39,11 @@ from tests.support.images import (
     push_image,
     put_manifest,
 )
-from tests.support.regions import Regions, make_regions
+from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
-from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, sdk, wait_for
+from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, manage, sdk, wait_for
+from tests.support.throttle_proxy import ThrottleProxy
 
 A, B = "cn-north-4", "cn-east-3"
 NS, REPO = "faults", "app"
@@ -366,6 +369,68 @@ def saved_offset(database: Path) -> int | None:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
         row = connection.execute('SELECT MAX("offset") FROM sync_transfers').fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def ferry_cli(server: FerryServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ferry ARGS` against `server` with explicit endpoint and keys (no FERRY_* of the tests)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    connection = ["--endpoint", server.url, "--ak", ACCESS_KEY, "--sk", SECRET_KEY]
+    command = [sys.executable, "-m", "ferry", *args, *connection]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
+def upload_sessions(server: FerryServer) -> list[Path]:
+    """The upload sessions the filesystem store holds (files under its uploads/ directory)."""
+    return [
+        f
+        for directory in server.data.rglob("uploads")
+        if directory.is_dir()
+        for f in directory.iterdir()
+        if not f.name.startswith(".")
+    ]
+
+
+@pytest.mark.filesystem_only
+def test_cancelling_a_job_mid_blob_stops_it_and_leaves_no_upload_session_at_the_target(
+    tmp_path: Path,
+) -> None:
+    slow = ThrottleProxy(every=10**9, delay=0.1).start()  # 1 MiB chunks, 0.1 s each: ~25 s
+    env = {A: {"FERRY_SYNC_CHUNK_BYTES": str(MIB), "FERRY_SYNC_LEASE_SECONDS": "3"}}
+    try:
+        regions = make_regions(tmp_path, [A, B], region_env=env, peer_urls={(A, B): slow.url})
+        with started(regions):
+            slow.upstream = regions[B].url
+            setup_rule(regions)
+            records = Records(regions[A], A)
+            source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+            image, _ = push_big_image(source, seed=77)
+            assert put_manifest(source, NAME, "big", image).status_code == 201
+            database = regions[A].data / "ferry.db"
+            wait_for(lambda: saved_offset(database) or None, "some of the layer to reach the target", 60)
+            assert upload_sessions(regions[B]), "the target holds the copy's upload session"
+
+            (job,) = records.jobs()
+            cancelled = ferry_cli(regions[A], "sync", "cancel", NAME, str(job["id"]))
+            assert cancelled.returncode == 0, cancelled.stderr
+            assert f"job {job['id']} of {NAME}: cancel: cancelled by admin" in cancelled.stdout
+
+            wait_for(lambda: not upload_sessions(regions[B]) or None, "the upload session to be deleted", 15)
+            (ended,) = records.jobs()
+            assert ended["status"] == "cancel", ended
+            assert "cancelled by admin while copying" in ended["message"], ended["message"]
+            time.sleep(2)  # a copy that went on would have sent more chunks by now
+            assert not upload_sessions(regions[B])
+            target = RegistryClient(regions[B].url, "admin", ADMIN_PASSWORD)
+            assert tag_digest(target, "big") is None
+            path = f"/v2/manage/namespaces/{NS}/repos/{REPO}/sync_job/{job['id']}/cancel"
+            again = manage(regions[A]).request("POST", path)
+            assert again.status_code == 409, again.text
+            twice = ferry_cli(regions[A], "sync", "cancel", NAME, str(job["id"]))
+            assert twice.returncode == 1 and "error 409" in twice.stdout, twice
+            unknown = manage(regions[A]).request("POST", path.replace(str(job["id"]), "999999"))
+            assert unknown.status_code == 404, unknown.text
+    finally:
+        slow.stop()
 
 
 @pytest.mark.filesystem_only

@@ -96,6 +96,10 @@ class FakeTarget:
         self._enter("has_blob", digest)
         return digest in self.blobs
 
+    async def abort_upload(self, location: str) -> None:
+        self._enter("abort_upload", location)
+        self.uploads.pop(location, None)
+
     async def start_upload(self, mount: str) -> UploadStart:
         self._enter("start_upload", mount)
         if mount in self.mountable:

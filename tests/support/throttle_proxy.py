@@ -1,5 +1,6 @@
 """A reverse proxy in front of a real region that answers every Nth request itself with
-429 and Retry-After (a peer throttling its clients), and records when each request arrived.
+429 and Retry-After (a peer throttling its clients), can hold each request a moment (a slow
+link), and records when each request arrived.
 
 It runs its own event loop in a thread, on a free 127.0.0.1 port. Bodies are small in the tests
 that use it, so it reads each one whole before forwarding.
@@ -34,6 +35,7 @@ class ThrottleProxy:
     every: int = 3
     retry_after: float = 2.0
     upstream: str = ""
+    delay: float = 0.0  # seconds each forwarded request waits first (a slow link)
     port: int = field(default_factory=free_port)
     arrivals: list[Arrival] = field(default_factory=list)
     _count: int = 0
@@ -62,6 +64,8 @@ class ThrottleProxy:
                 text='{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
             )
         body = await request.read()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             async with session.request(

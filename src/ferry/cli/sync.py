@@ -231,6 +231,19 @@ def remove(
     console.print(f"removed rule {name} → {to}")
 
 
+@sync_app.command("cancel")
+@connected
+def cancel(
+    connection: Connection,
+    name: Annotated[str, typer.Argument(help="ORG/REPO")],
+    job: Annotated[int, typer.Argument(help="The job's id (`ferry sync jobs ORG/REPO`).")],
+) -> None:
+    """Cancel a waiting or running sync job. A running copy stops within seconds, and the upload
+    sessions it held at the target are deleted; the record ends as `cancel`."""
+    ended = _run(_call(connection.client(), "POST", _repo_path(name) + f"/sync_job/{job}/cancel"))
+    console.print(f"job {job} of {name}: {ended['status']}: {escape(ended['message'])}", soft_wrap=True)
+
+
 @sync_app.command("jobs")
 @connected
 def jobs(

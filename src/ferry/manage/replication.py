@@ -21,6 +21,7 @@ from ferry.names import ImageName, invalid_tag, is_organization, is_tag
 from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import replication as r
+from ferry.sync.cancel import cancel_job
 from ferry.sync.explain import explain
 from ferry.sync.rules import TargetNamespaceInvalid, TargetRegionUnknown
 from ferry.sync.waiting import MAX_WAIT_SECONDS, wait_visible
@@ -250,6 +251,15 @@ async def sync_wait(request: web.Request, principal: Principal) -> web.Response:
     return json_response(view)
 
 
+async def sync_job_cancel(request: web.Request, principal: Principal) -> web.Response:
+    job_id = whole_number(request.match_info["job_id"])
+    if job_id is None:
+        raise swr_bad_request("the job id must be a whole number", "SVCSTG.SWR.4001035")
+    app = state(request)
+    job = await cancel_job(app.db, principal, namespace_param(request), repository_param(request), job_id)
+    return json_response(_job_view(job))
+
+
 OPERATIONS = [
     authenticated(
         sync_state,
@@ -276,6 +286,15 @@ OPERATIONS = [
         "Wait until a tag is visible in its targets, bounded (Ferry extension)",
         response=WaitView,
         query=("tag", "target", "timeout"),
+        tag=TAG,
+    ),
+    authenticated(
+        sync_job_cancel,
+        "POST",
+        REPO + "/sync_job/{job_id}/cancel",
+        "Cancel a waiting or running sync job; a running copy stops and its upload sessions at "
+        "the target are deleted (Ferry extension; edit rights on the repository)",
+        response=JobStepsView,
         tag=TAG,
     ),
 ]

@@ -124,6 +124,9 @@ class TagCopy:
         self.memory = memory
         self.chunk_bytes = chunk_bytes
         self.tally = Tally()
+        # digest → location of each upload session this attempt holds open at the target (what
+        # a cancelled job deletes there).
+        self.open_uploads: dict[str, str] = {}
         self.region = target_region  # the metrics' label
         self.visible_at: datetime | None = None  # when the target's tag was seen at the digest
         # Repair (a job with trigger "repair"): no "present" shortcut. Every child manifest, blob
@@ -389,6 +392,11 @@ class TagCopy:
         return saved, offset
 
     async def _upload(self, digest: str, location: str, offset: int) -> None:
+        self.open_uploads[digest] = location
+        await self._upload_through(digest, location, offset)
+        del self.open_uploads[digest]  # finished: the target holds the blob, no session
+
+    async def _upload_through(self, digest: str, location: str, offset: int) -> None:
         size = await self.source.blob_size(digest)
         if offset == 0 and size <= self.chunk_bytes:
             await self.target.finish_upload(location, digest, self.source.read_blob(digest), size)
@@ -404,6 +412,7 @@ class TagCopy:
                 location = await self.target.upload_chunk(
                     location, self.source.read_blob(digest, offset, end), offset, end
                 )
+                self.open_uploads[digest] = location
             except UploadPositionLost:
                 lost += 1
                 offset = await self._position_after_loss(digest, location, lost)

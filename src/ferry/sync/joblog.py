@@ -41,6 +41,11 @@ def retrying(job: SyncJob, cause: str, next_attempt_at: datetime | None) -> None
     _event(job, logging.WARNING, what, event="retry", cause=cause, next_attempt_at=when)
 
 
+def cancelled(job: SyncJob) -> None:
+    what = f"attempt {job.attempts} stopped: the job was cancelled; its upload sessions deleted"
+    _event(job, logging.WARNING, what, event="cancel")
+
+
 def finished(job: SyncJob, outcome: Outcome, seconds: float) -> None:
     duration_ms = round(seconds * 1000, 1)
     if outcome.status in _FAILED:

@@ -23,6 +23,9 @@ from ferry.sync.target import Target
 
 log = logging.getLogger("ferry.sync")
 
+# How long deleting one upload session of a cancelled job may take.
+ABORT_SECONDS = 10.0
+
 # The target for a job, acting for its actor; None when the job's region is not a peer.
 TargetFactory = Callable[[SyncJob, Actor], Target | None]
 
@@ -75,6 +78,7 @@ class JobRunner:
         self.retry_seconds = retry_seconds
         # Told the region of every attempt that found its peer unreachable (sync/peer_health.py).
         self.unreachable = unreachable
+        self._copies: dict[int, TagCopy] = {}  # job id → its running attempt's copy
 
     async def attempt(self, job: SyncJob) -> None:
         """Runs the job once and records (and logs) what happened: a final state, or waiting."""
@@ -118,27 +122,44 @@ class JobRunner:
             await self.queue.finish(job.id, failed, job)
             return failed
         except asyncio.CancelledError:
-            # Shutting down, or the lease was lost: hand the job back now rather than after the
-            # lease runs out (a no-op when another worker holds it).
             with contextlib.suppress(Exception):
-                stopped = self.queue.retry_later(
-                    job,
-                    "worker stopped",
-                    0,
-                    self.retry_seconds,
-                    0,
-                    reason=reasons.WORKER_STOPPED,
-                    steps=steps,
-                )
-                await asyncio.shield(stopped)
+                await asyncio.shield(self._stopped(job, steps))
             raise
         except Exception as error:
             log.exception("sync job %s failed unexpectedly", job.id)
             jobmetrics.failed(job, error)
             cause = f"internal error: {type(error).__name__}"
             return await self._retry_later(job, cause, None, reasons.INTERNAL, steps)
+        finally:
+            self._copies.pop(job.id, None)
         await self.queue.finish(job.id, outcome, job)
         return outcome
+
+    async def _stopped(self, job: SyncJob, steps: list[str]) -> None:
+        """The attempt was stopped. Cancelled by hand (sync/cancel.py): delete the upload
+        sessions it held at the target. Shutting down, or the lease lost: hand the job back now
+        rather than after the lease runs out (a no-op when another worker holds it)."""
+        if await self.queue.cancelled_by_hand(job.id):
+            await self._abort_uploads(job)
+            joblog.cancelled(job)
+            return
+        await self.queue.retry_later(
+            job, "worker stopped", 0, self.retry_seconds, 0, reason=reasons.WORKER_STOPPED, steps=steps
+        )
+
+    async def _abort_uploads(self, job: SyncJob) -> None:
+        copy = self._copies.get(job.id)
+        locations = set(await self.queue.transfer_locations(job.id))
+        if copy is not None:
+            locations |= set(copy.open_uploads.values())
+            for location in sorted(locations):
+                try:
+                    async with asyncio.timeout(ABORT_SECONDS):
+                        await copy.target.abort_upload(location)
+                except (PeerError, TimeoutError) as error:
+                    # The target's upload expiry removes what could not be deleted now.
+                    log.warning("sync job %s: could not delete upload %s: %s", job.id, location, error)
+        await self.queue.drop_transfers(job.id)
 
     async def copy(self, job: SyncJob, steps: list[str] | None = None) -> Outcome:
         """The job's outcome; raises PeerError when the target fails. The copier writes its
@@ -170,4 +191,5 @@ class JobRunner:
         )
         if steps is not None:
             copy.tally.steps = steps
+        self._copies[job.id] = copy
         return await copy.run(job.tag, job.override)

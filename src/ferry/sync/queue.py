@@ -281,6 +281,23 @@ class JobQueue:
             else:
                 row.location, row.offset, row.updated_at = location, offset, utcnow()
 
+    async def transfer_locations(self, job_id: int) -> list[str]:
+        async with self.db.read() as session:
+            rows = await session.scalars(select(SyncTransfer.location).where(SyncTransfer.job_id == job_id))
+            return list(rows)
+
+    async def drop_transfers(self, job_id: int) -> None:
+        async with self.db.write() as session:
+            await session.execute(delete(SyncTransfer).where(SyncTransfer.job_id == job_id))
+
+    async def cancelled_by_hand(self, job_id: int) -> bool:
+        """Whether someone cancelled the job (sync/cancel.py) while this worker ran it."""
+        async with self.db.read() as session:
+            row = (
+                await session.execute(select(SyncJob.status, SyncJob.reason).where(SyncJob.id == job_id))
+            ).first()
+        return row is not None and row[0] == JobStatus.CANCEL and row[1] == reasons.CANCELLED
+
     async def drop_transfer(self, job_id: int, digest: str) -> None:
         async with self.db.write() as session:
             row = await session.get(SyncTransfer, (job_id, digest))

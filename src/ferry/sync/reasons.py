@@ -26,6 +26,7 @@ INTERNAL = "internal"
 WORKER_STOPPED = "worker_stopped"
 CONFLICT = "conflict"
 RULE_DELETED = "rule_deleted"
+CANCELLED = "cancelled"
 
 # What each code means, as a clause for "retrying in 40 s: …" / "will not retry: …".
 _WORDS = {
@@ -47,6 +48,7 @@ _WORDS = {
     WORKER_STOPPED: "the worker running it stopped",
     CONFLICT: "{region} holds another image and override is off",
     RULE_DELETED: "the automatic rule that queued it was deleted before it ran",
+    CANCELLED: "cancelled by hand",
 }
 CODES = frozenset(_WORDS)
 

@@ -102,6 +102,10 @@ class Target(Protocol):
         """How many bytes the session holds; None when the session is gone."""
         ...
 
+    async def abort_upload(self, location: str) -> None:
+        """Deletes the upload session (a cancelled copy leaves nothing at the target)."""
+        ...
+
     def may_mount(self, digest: str) -> bool:
         """Whether the target is known to hold the blob in another repository (a mount would
         find it); a small blob not known so is sent whole instead of asking."""
@@ -226,6 +230,11 @@ class OciTarget:
         if response.status != 202 or "Location" not in response.headers:
             raise refused(f"uploading {digest}", response)
         return response.headers["Location"]
+
+    async def abort_upload(self, location: str) -> None:
+        response = await self._call("DELETE", location)
+        if response.status not in (204, 404):  # 404: the session is gone already
+            raise refused(f"deleting the upload session {location}", response)
 
     async def upload_offset(self, location: str) -> int | None:
         response = await self._call("GET", location)
