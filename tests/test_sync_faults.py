@@ -42,6 +42,7 @@ from tests.support.images import (
 from tests.support.regions import ACCESS_KEY, SECRET_KEY, Regions, make_regions
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
+from tests.support.swr import TokenSession, iam_token
 from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, manage, sdk, wait_for
 from tests.support.throttle_proxy import ThrottleProxy
 
@@ -388,6 +389,21 @@ def upload_sessions(server: FerryServer) -> list[Path]:
         for f in directory.iterdir()
         if not f.name.startswith(".")
     ]
+
+
+def test_a_reader_may_not_cancel_a_sync_job(tmp_path: Path) -> None:
+    with started(make_regions(tmp_path, [A, B])) as regions:
+        setup_rule(regions)
+        push_image(RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD), NAME, "v1", make_image("reader"))
+        (job,) = wait_for(lambda: all_final(Records(regions[A], A), ["v1"]), "the push's job to end", 30)
+        regions[A].cli("user", "create", "reader", "--password", "reader-pass-123")
+        regions[A].cli("grant", "reader", NS, "--auth", "1")
+        reader = TokenSession(regions[A], iam_token(regions[A], "reader", "reader-pass-123", A))
+        path = f"/v2/manage/namespaces/{NS}/repos/{REPO}/sync_job/{job['id']}/cancel"
+        refused = reader.request("POST", path)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error_code"] == "SVCSTG.SWR.4030170"
+        assert Records(regions[A], A).jobs()[0]["status"] == job["status"]
 
 
 @pytest.mark.filesystem_only
