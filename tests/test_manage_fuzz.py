@@ -209,6 +209,7 @@ class Route:
             "retention_id": "1",
             "webhook_id": "1",
             "delivery_id": "1",
+            "job_id": "1",
         }
         path = self.template
         for name, value in (defaults | values).items():
