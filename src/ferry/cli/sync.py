@@ -236,10 +236,23 @@ def remove(
 def cancel(
     connection: Connection,
     name: Annotated[str, typer.Argument(help="ORG/REPO")],
-    job: Annotated[int, typer.Argument(help="The job's id (`ferry sync jobs ORG/REPO`).")],
+    job: Annotated[int | None, typer.Argument(help="The job's id (`ferry sync jobs ORG/REPO`).")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="REGION/ORG: every unfinished job of the repository to it instead.")
+    ] = None,
 ) -> None:
-    """Cancel a waiting or running sync job. A running copy stops within seconds, and the upload
-    sessions it held at the target are deleted; the record ends as `cancel`."""
+    """Cancel a waiting or running sync job, or with --to every one of the repository to a
+    target. A running copy stops within seconds, and the upload sessions it held at the target
+    are deleted; the records end as `cancel`."""
+    if (job is None) == (to is None):
+        console.print("[red]error:[/red] give a job id or --to REGION/ORG, not both")
+        raise typer.Exit(2)
+    if to is not None:
+        region, namespace = _target(to)
+        body = {"remoteRegionId": region, "remoteNamespace": namespace}
+        done = _run(_call(connection.client(), "POST", _repo_path(name) + "/sync_job/cancel", body))
+        console.print(f"cancelled {done['cancelled']} job(s) of {name} → {to}")
+        return
     ended = _run(_call(connection.client(), "POST", _repo_path(name) + f"/sync_job/{job}/cancel"))
     console.print(f"job {job} of {name}: {ended['status']}: {escape(ended['message'])}", soft_wrap=True)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ferry.errors import swr_bad_request
@@ -15,15 +15,21 @@ from ferry.identity.caller import READ
 from ferry.identity.service import Principal
 from ferry.images.errors import TagUnknown
 from ferry.images.repositories import repository_for
-from ferry.manage.operations import authenticated, json_response, namespace_param, repository_param
+from ferry.manage.operations import (
+    authenticated,
+    json_response,
+    namespace_param,
+    parse_body,
+    repository_param,
+)
 from ferry.metadata.models import Repository, SyncJob, SyncRule, Tag
 from ferry.names import ImageName, invalid_tag, is_organization, is_tag
 from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import replication as r
-from ferry.sync.cancel import cancel_job
+from ferry.sync.cancel import cancel_job, cancel_target_jobs
 from ferry.sync.explain import explain
-from ferry.sync.rules import TargetNamespaceInvalid, TargetRegionUnknown
+from ferry.sync.rules import SyncTarget, TargetNamespaceInvalid, TargetRegionUnknown
 from ferry.sync.waiting import MAX_WAIT_SECONDS, wait_visible
 
 REPO = "/v2/manage/namespaces/{namespace}/repos/{repository}"
@@ -260,6 +266,25 @@ async def sync_job_cancel(request: web.Request, principal: Principal) -> web.Res
     return json_response(_job_view(job))
 
 
+class CancelTargetBody(BaseModel):
+    remoteRegionId: str = Field(min_length=1, max_length=64)
+    remoteNamespace: str = Field(min_length=1, max_length=64)
+
+
+class CancelledView(BaseModel):
+    cancelled: int
+
+
+async def sync_jobs_cancel(request: web.Request, principal: Principal) -> web.Response:
+    body = await parse_body(request, CancelTargetBody)
+    target = SyncTarget(body.remoteRegionId, body.remoteNamespace)
+    app = state(request)
+    count = await cancel_target_jobs(
+        app.db, principal, namespace_param(request), repository_param(request), target
+    )
+    return json_response(CancelledView(cancelled=count))
+
+
 OPERATIONS = [
     authenticated(
         sync_state,
@@ -295,6 +320,16 @@ OPERATIONS = [
         "Cancel a waiting or running sync job; a running copy stops and its upload sessions at "
         "the target are deleted (Ferry extension; edit rights on the repository)",
         response=JobStepsView,
+        tag=TAG,
+    ),
+    authenticated(
+        sync_jobs_cancel,
+        "POST",
+        REPO + "/sync_job/cancel",
+        "Cancel every job of the repository to a target that has not ended, a rule's and manual "
+        "ones (Ferry extension; edit rights on the repository)",
+        body=CancelTargetBody,
+        response=CancelledView,
         tag=TAG,
     ),
 ]
