@@ -8,14 +8,13 @@ cancelled copy leaves nothing half-written there (sync/jobs.py).
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from ferry.identity.caller import EDIT
 from ferry.identity.service import Principal
 from ferry.images.repositories import repository_for
 from ferry.metadata.db import Database
 from ferry.metadata.models import FINAL_STATUSES, JobStatus, SyncJob, utcnow
 from ferry.sync import reasons
+from ferry.sync.queue import cancel_jobs
 from ferry.sync.rules import RuleError, SyncTarget
 
 
@@ -55,25 +54,14 @@ async def cancel_target_jobs(
 ) -> int:
     """Cancels every job of the repository to `target` that has not ended (a rule's, manual
     syncs', repairs'), as cancel_job does one; returns how many."""
-    now = utcnow()
     async with db.write() as session:
         _, repository = await repository_for(session, principal, namespace, name, EDIT)
-        result = await session.execute(
-            update(SyncJob)
-            .where(
-                SyncJob.repository_id == repository.id,
-                SyncJob.remote_region_id == target.region,
-                SyncJob.remote_namespace == target.namespace,
-                SyncJob.status.in_([JobStatus.WAITING, JobStatus.RUNNING]),
-            )
-            .values(
-                status=JobStatus.CANCEL,
-                reason=reasons.CANCELLED,
-                message=f"cancelled by {principal.name} with every job to {target.region}/{target.namespace}",
-                lease_owner=None,
-                lease_expires_at=None,
-                finished_at=now,
-                updated_at=now,
-            )
+        return await cancel_jobs(
+            session,
+            SyncJob.repository_id == repository.id,
+            SyncJob.remote_region_id == target.region,
+            SyncJob.remote_namespace == target.namespace,
+            SyncJob.status.in_([JobStatus.WAITING, JobStatus.RUNNING]),
+            reason=reasons.CANCELLED,
+            message=f"cancelled by {principal.name} with every job to {target.region}/{target.namespace}",
         )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
@@ -303,6 +303,27 @@ class JobQueue:
             row = await session.get(SyncTransfer, (job_id, digest))
             if row is not None:
                 await session.delete(row)
+
+
+async def cancel_jobs(session: AsyncSession, *where: ColumnElement[bool], reason: str, message: str) -> int:
+    """Ends the jobs `where` selects as `cancel`, with `reason` and `message`, taking any lease
+    (a running attempt stops at its next renewal); returns how many. The caller's conditions say
+    which statuses may be cancelled."""
+    now = utcnow()
+    result = await session.execute(
+        update(SyncJob)
+        .where(*where)
+        .values(
+            status=JobStatus.CANCEL,
+            reason=reason,
+            message=message,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def ever_copied(

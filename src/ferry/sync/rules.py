@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import EDIT, MANAGE, READ, Operator
@@ -25,6 +25,7 @@ from ferry.sync import reasons
 from ferry.sync.authorization import actor_of, check_target, may_configure_rules
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor, PeerClient
+from ferry.sync.queue import cancel_jobs
 from ferry.sync.triggers import Target, enqueue
 
 
@@ -146,27 +147,19 @@ async def _cancel_waiting_auto_jobs(
 ) -> None:
     """The rule's waiting jobs end as `cancel`, saying why (they would copy for a rule that no
     longer exists); one already copying finishes its copy. Manual syncs are nobody's rule."""
-    now = utcnow()
     message = (
         f"cancelled: the sync rule to {target.region}/{target.namespace} was deleted by "
         f"{deleted_by} before this job ran; nothing copied"
     )
-    await session.execute(
-        update(SyncJob)
-        .where(
-            SyncJob.repository_id == repository_id,
-            SyncJob.remote_region_id == target.region,
-            SyncJob.remote_namespace == target.namespace,
-            SyncJob.trigger == "auto",
-            SyncJob.status == JobStatus.WAITING,
-        )
-        .values(
-            status=JobStatus.CANCEL,
-            reason=reasons.RULE_DELETED,
-            message=message,
-            finished_at=now,
-            updated_at=now,
-        )
+    await cancel_jobs(
+        session,
+        SyncJob.repository_id == repository_id,
+        SyncJob.remote_region_id == target.region,
+        SyncJob.remote_namespace == target.namespace,
+        SyncJob.trigger == "auto",
+        SyncJob.status == JobStatus.WAITING,
+        reason=reasons.RULE_DELETED,
+        message=message,
     )
 
 
