@@ -167,6 +167,9 @@ class PeerClient:
         while (delay := self._not_before - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
+    async def _before_request(self, _session: Any, _context: Any, _params: Any) -> None:
+        await self._held_off()
+
     def _hold_off(self, status: int, headers: Any) -> float | None:
         """Notes a 429/503's Retry-After for the whole peer; the seconds, if it gave any."""
         retry_after = _retry_after(headers)
@@ -181,15 +184,18 @@ class PeerClient:
             connector = aiohttp.TCPConnector(
                 ssl=_ssl_context(self.peer.ca_file) if self.peer.ca_file else True
             )
+            # Every request of the session waits out the peer's hold-off before it is sent
+            # (an aiohttp trace hook, awaited ahead of the request): no call site can forget.
+            held_off = aiohttp.TraceConfig()
+            held_off.on_request_start.append(self._before_request)
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, auto_decompress=False, connector=connector
+                timeout=self._timeout, auto_decompress=False, connector=connector, trace_configs=[held_off]
             )
         return self._session
 
     async def answers(self, within_seconds: float) -> bool:
         """Whether the peer answers its registry's base endpoint (any answer below 500, a 401
         included: it is up, whatever it thinks of us) within `within_seconds`."""
-        await self._held_off()
         try:
             async with self.session.get(
                 self.url("/v2/"), timeout=aiohttp.ClientTimeout(total=within_seconds)
@@ -233,7 +239,6 @@ class PeerClient:
         replayable = not isinstance(data, AsyncIterable)
         attempt = held_off = 0
         while attempt < 2:
-            await self._held_off()
             request_headers = dict(headers or {})
             if (token := self._token(repository, actor)) is not None:
                 request_headers["Authorization"] = f"Bearer {token}"
@@ -273,7 +278,6 @@ class PeerClient:
         """GET `url` (a blob), handing its body to `sink` chunk by chunk, never whole in memory;
         returns the status (the body is read only on 200)."""
         for attempt in range(2):
-            await self._held_off()
             headers = {}
             if (token := self._token(repository, actor)) is not None:
                 headers["Authorization"] = f"Bearer {token}"
@@ -333,7 +337,6 @@ class PeerClient:
 
     async def _fresh_grant(self, repository: str, actor: Actor) -> frozenset[str] | None:
         if self._challenge is None:
-            await self._held_off()
             try:
                 async with self.session.get(self.url("/v2/")) as response:
                     await response.read()
@@ -361,7 +364,6 @@ class PeerClient:
         if actor is not None:
             query |= {"acting_account": actor.account, "acting_user": actor.user}
         realm = values.get("realm", self.base + "/v2/token")
-        await self._held_off()
         try:
             async with self.session.get(f"{realm}?{urlencode(query)}", auth=self._basic()) as response:
                 body = await response.read()
@@ -400,7 +402,6 @@ class PeerClient:
             )
         else:
             headers["X-Auth-Token"] = await self._iam_token()
-        await self._held_off()
         try:
             async with self.session.request(method, url, data=payload or None, headers=headers) as response:
                 result = PeerResponse(response.status, dict(response.headers), await response.read())
@@ -413,7 +414,6 @@ class PeerClient:
         user = {"name": self.peer.user, "password": self.peer.password.get_secret_value()}
         identity = {"methods": ["password"], "password": {"user": user}}
         body = {"auth": {"identity": identity, "scope": {"project": {"name": self.peer.id}}}}
-        await self._held_off()
         try:
             async with self.session.post(self.base + "/v3/auth/tokens", json=body) as response:
                 if response.status != 201:
