@@ -116,6 +116,17 @@ def tag_digest(client: RegistryClient, tag: str, name: str = NAME) -> str | None
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 
+def push_while_target_is_down(regions: Regions, tag_prefix: str, count: int, seed: str) -> dict[str, Image]:
+    """Stops B, then pushes `count` distinct small images into A under `tag_prefix`0…: each
+    records a job that finds B unreachable."""
+    regions[B].stop()
+    source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+    images = {f"{tag_prefix}{i:0{len(str(count - 1))}d}": make_image(f"{seed}-{i}") for i in range(count)}
+    for tag, image in images.items():
+        push_image(source, NAME, tag, image)
+    return images
+
+
 @contextmanager
 def started(regions: Regions) -> Iterator[Regions]:
     try:
@@ -131,12 +142,7 @@ def test_jobs_retry_while_target_is_down_and_succeed_when_it_returns(tmp_path: P
     with started(make_regions(tmp_path, [A, B])) as regions:
         setup_rule(regions)
         records = Records(regions[A], A)
-        regions[B].stop()
-
-        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
-        images = {f"v{i}": make_image(f"down-{i}") for i in range(4)}
-        for tag, image in images.items():
-            push_image(source, NAME, tag, image)
+        images = push_while_target_is_down(regions, "v", 4, "down")
 
         def retried() -> list[dict[str, Any]] | None:
             jobs = records.jobs()
@@ -182,13 +188,8 @@ def test_a_peer_back_after_a_minute_gets_its_whole_queue_within_two_seconds(tmp_
         setup_rule(regions)
         records = Records(regions[A], A)
         assert peer_up(regions[A], B) == 1
-        regions[B].stop()
         went_down = time.monotonic()
-
-        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
-        images = {f"q{i:02d}": make_image(f"outage-{i}") for i in range(20)}
-        for tag, image in images.items():
-            push_image(source, NAME, tag, image)
+        images = push_while_target_is_down(regions, "q", 20, "outage")
 
         def waiting() -> list[dict[str, Any]] | None:
             jobs = records.jobs()
@@ -258,11 +259,7 @@ def test_deleting_a_rule_cancels_its_waiting_jobs_with_a_record_that_says_so(tmp
     with started(make_regions(tmp_path, [A, B])) as regions:
         setup_rule(regions)
         records = Records(regions[A], A)
-        regions[B].stop()
-        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
-        images = {f"r{i}": make_image(f"rule-gone-{i}") for i in range(3)}
-        for tag, image in images.items():
-            push_image(source, NAME, tag, image)
+        images = push_while_target_is_down(regions, "r", 3, "rule-gone")
 
         def waiting() -> list[dict[str, Any]] | None:
             jobs = records.jobs()
@@ -399,11 +396,7 @@ def test_every_job_to_a_target_is_cancelled_at_once(tmp_path: Path) -> None:
     with started(make_regions(tmp_path, [A, B])) as regions:
         setup_rule(regions)
         records = Records(regions[A], A)
-        regions[B].stop()
-        source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
-        images = {f"c{i}": make_image(f"cancel-all-{i}") for i in range(3)}
-        for tag, image in images.items():
-            push_image(source, NAME, tag, image)
+        images = push_while_target_is_down(regions, "c", 3, "cancel-all")
         wait_for(lambda: len(records.jobs()) == len(images) or None, "a job per pushed tag", 30)
 
         done = ferry_cli(regions[A], "sync", "cancel", NAME, "--to", f"{B}/{NS}")
