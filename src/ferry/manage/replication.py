@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from ferry.errors import swr_bad_request
@@ -22,6 +22,8 @@ from ferry.manage.operations import (
     parse_body,
     repository_param,
 )
+from ferry.manage.sync import SyncTarget as SyncTargetBody
+from ferry.manage.sync import target_of
 from ferry.metadata.models import Repository, SyncJob, SyncRule, Tag
 from ferry.names import ImageName, invalid_tag, is_organization, is_tag
 from ferry.parsing import whole_number
@@ -29,7 +31,7 @@ from ferry.state import state
 from ferry.sync import replication as r
 from ferry.sync.cancel import cancel_job, cancel_target_jobs
 from ferry.sync.explain import explain
-from ferry.sync.rules import SyncTarget, TargetNamespaceInvalid, TargetRegionUnknown
+from ferry.sync.rules import TargetNamespaceInvalid, TargetRegionUnknown
 from ferry.sync.waiting import MAX_WAIT_SECONDS, wait_visible
 
 REPO = "/v2/manage/namespaces/{namespace}/repos/{repository}"
@@ -266,21 +268,15 @@ async def sync_job_cancel(request: web.Request, principal: Principal) -> web.Res
     return json_response(_job_view(job))
 
 
-class CancelTargetBody(BaseModel):
-    remoteRegionId: str = Field(min_length=1, max_length=64)
-    remoteNamespace: str = Field(min_length=1, max_length=64)
-
-
 class CancelledView(BaseModel):
     cancelled: int
 
 
 async def sync_jobs_cancel(request: web.Request, principal: Principal) -> web.Response:
-    body = await parse_body(request, CancelTargetBody)
-    target = SyncTarget(body.remoteRegionId, body.remoteNamespace)
+    body = await parse_body(request, SyncTargetBody)
     app = state(request)
     count = await cancel_target_jobs(
-        app.db, principal, namespace_param(request), repository_param(request), target
+        app.db, principal, namespace_param(request), repository_param(request), target_of(body)
     )
     return json_response(CancelledView(cancelled=count))
 
@@ -328,7 +324,7 @@ OPERATIONS = [
         REPO + "/sync_job/cancel",
         "Cancel every job of the repository to a target that has not ended, a rule's and manual "
         "ones (Ferry extension; edit rights on the repository)",
-        body=CancelTargetBody,
+        body=SyncTargetBody,
         response=CancelledView,
         tag=TAG,
     ),

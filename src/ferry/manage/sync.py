@@ -99,7 +99,7 @@ class RegionInfo(BaseModel):
     registryURL: str
 
 
-def _target(body: SyncTarget) -> rules.SyncTarget:
+def target_of(body: SyncTarget) -> rules.SyncTarget:
     return rules.SyncTarget(body.remote_region_id, body.remote_namespace)
 
 
@@ -108,7 +108,7 @@ async def create_sync_rule(request: web.Request, principal: Principal) -> web.Re
     body = await parse_body(request, CreateSyncRuleBody)
     app = state(request)
     await rules.create_rule(
-        app.db, app.peer_clients, principal, namespace, name, _target(body), body.sync_auto, body.override
+        app.db, app.peer_clients, principal, namespace, name, target_of(body), body.sync_auto, body.override
     )
     return web.Response(status=200)
 
@@ -140,7 +140,7 @@ async def delete_sync_rule(request: web.Request, principal: Principal) -> web.Re
     namespace, name = namespace_param(request), repository_param(request)
     body = await parse_body(request, DeleteSyncRuleBody)
     async with state(request).db.write() as session:
-        await rules.delete_rule(session, principal, namespace, name, _target(body))
+        await rules.delete_rule(session, principal, namespace, name, target_of(body))
     return web.Response(status=200)
 
 
@@ -154,7 +154,7 @@ async def manual_sync(request: web.Request, principal: Principal) -> web.Respons
         raise swr_bad_request(invalid_tag(bad[0]), "SVCSTG.SWR.4009021")
     app = state(request)
     failed = await rules.sync_now(
-        app.db, app.peer_clients, principal, namespace, name, body.image_tag, _target(body), body.override
+        app.db, app.peer_clients, principal, namespace, name, body.image_tag, target_of(body), body.override
     )
     return json_response(failed)
 
