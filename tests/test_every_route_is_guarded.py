@@ -64,6 +64,7 @@ SAMPLE = {
     "webhook_id": "1",
     "delivery_id": "1",
     "job_id": "1",
+    "rule_id": "1",
 }
 
 

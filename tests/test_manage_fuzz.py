@@ -210,6 +210,7 @@ class Route:
             "webhook_id": "1",
             "delivery_id": "1",
             "job_id": "1",
+            "rule_id": "1",
         }
         path = self.template
         for name, value in (defaults | values).items():

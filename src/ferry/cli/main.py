@@ -390,8 +390,10 @@ def dev(
 
 
 def _register_sync() -> None:
+    from ferry.cli.org_rules import org_rules_app
     from ferry.cli.sync import sync_app
 
+    sync_app.add_typer(org_rules_app, name="org")
     app.add_typer(sync_app, name="sync")
 
 

@@ -12,7 +12,7 @@ from ferry.images import errors as image
 from ferry.images import retention_rules as retention
 from ferry.metadata.db import DatabaseFull
 from ferry.storage import StorageFull
-from ferry.sync import cancel, rules
+from ferry.sync import cancel, filters, org_rules, rules
 from ferry.sync.authorization import SyncRefused
 from ferry.webhooks import errors as webhooks
 
@@ -57,6 +57,8 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     rules.TargetRegionUnknown: _said(400, "SVCSTG.SWR.4000014"),
     rules.TargetNamespaceInvalid: _said(400, "SVCSTG.SWR.4001028"),
     rules.RuleUnknown: _said(404, "SVCSTG.SWR.4040083"),
+    org_rules.OrgRuleUnknown: _said(404, "SVCSTG.SWR.4040083"),
+    filters.FilterInvalid: _said(400, "SVCSTG.SWR.4001025"),
     cancel.SyncJobUnknown: _said(404, "SVCSTG.SWR.4040083"),
     cancel.SyncJobFinished: _said(409, "SVCSTG.SWR.4090000"),
     # The target region refused, or could not be asked: SWR's answers for a sync target.

@@ -24,11 +24,12 @@ from ferry.manage.operations import (
 )
 from ferry.manage.sync import SyncTarget as SyncTargetBody
 from ferry.manage.sync import target_of
-from ferry.metadata.models import Repository, SyncJob, SyncRule, Tag
+from ferry.metadata.models import Repository, SyncJob, Tag
 from ferry.names import ImageName, invalid_tag, is_organization, is_tag
 from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import replication as r
+from ferry.sync.applied import AppliedRule
 from ferry.sync.cancel import cancel_job, cancel_target_jobs
 from ferry.sync.explain import explain
 from ferry.sync.rules import TargetNamespaceInvalid, TargetRegionUnknown
@@ -70,6 +71,8 @@ class SyncStateView(BaseModel):
 
 
 class RuleView(BaseModel):
+    scope: str  # "repository" (SWR's rule) or "organization" (Ferry's)
+    organizationRuleId: int | None
     remoteRegionId: str
     remoteNamespace: str
     syncAuto: bool
@@ -158,8 +161,10 @@ def _job_view(job: SyncJob) -> JobStepsView:
     )
 
 
-def _rule_view(rule: SyncRule) -> RuleView:
+def _rule_view(rule: AppliedRule) -> RuleView:
     return RuleView(
+        scope=rule.scope,
+        organizationRuleId=rule.organization_rule_id,
         remoteRegionId=rule.remote_region_id,
         remoteNamespace=rule.remote_namespace,
         syncAuto=rule.sync_auto,

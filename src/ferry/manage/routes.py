@@ -9,6 +9,7 @@ from ferry.manage import (
     audit,
     iam,
     namespaces,
+    org_rules,
     replication,
     repositories,
     retentions,
@@ -33,6 +34,7 @@ OPERATIONS: list[Operation] = [
     *audit.OPERATIONS,
     *webhooks.OPERATIONS,
     *replication.OPERATIONS,
+    *org_rules.OPERATIONS,
 ]
 
 

@@ -222,6 +222,24 @@ class SyncRule(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class OrgSyncRule(Base):
+    """Automatic sync of a whole organization (Ferry's extension): every repository in it, also
+    those created later by their first push, that passes the filters (sync/filters.py)."""
+
+    __tablename__ = "sync_org_rules"
+    __table_args__ = (UniqueConstraint("organization_id", "remote_region_id", "remote_namespace"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    remote_region_id: Mapped[str] = mapped_column(String(64))
+    remote_namespace: Mapped[str] = mapped_column(String(64))
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RuleFilter.as_json(): {"repositories": {"include": [...], "exclude": [...]}, "tags": {...}}
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    creator_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class SyncJob(Base):
     """One tag copied to one target: the sync record, kept after the repository is gone."""
 

@@ -25,11 +25,12 @@ from ferry.identity.service import Principal
 from ferry.images.manifest_format import ParsedManifest
 from ferry.images.repositories import repository_for
 from ferry.metadata.db import Database
-from ferry.metadata.models import JobStatus, Repository, SyncJob, SyncRule, Tag
+from ferry.metadata.models import JobStatus, Repository, SyncJob, Tag
 from ferry.names import ImageName
 from ferry.observability import metrics
 from ferry.storage import BlobStore
 from ferry.sync import pacing
+from ferry.sync.applied import AppliedRule, applied_rules
 from ferry.sync.audit_report import AuditReport, Drift, record
 from ferry.sync.authorization import SyncRefused, rule_actor
 from ferry.sync.copier import together
@@ -94,7 +95,7 @@ class TargetAudit:
     def _drift(self, kind: str, tag: str, digest: str, detail: str) -> None:
         self.report.found(Drift(kind, tag, self.name, digest, detail))
 
-    async def run(self, rule: SyncRule, tags: dict[str, str], synced: set[str], pending: set[str]) -> None:
+    async def run(self, rule: AppliedRule, tags: dict[str, str], synced: set[str], pending: set[str]) -> None:
         """`synced`: the tags a job of this sync ever ran for; `pending`: those with one unfinished."""
         present: set[str] = set()
         async for page in self.target.tag_pages():
@@ -115,7 +116,7 @@ class TargetAudit:
             for _ in range(CONCURRENCY):
                 group.create_task(worker())
 
-    async def _tag(self, rule: SyncRule, tag: str, digest: str, listed: bool) -> None:
+    async def _tag(self, rule: AppliedRule, tag: str, digest: str, listed: bool) -> None:
         self.report.tags_checked += 1
         self.done += 1
         if self.heartbeat is not None and self.done % HEARTBEAT_TAGS == 0:
@@ -137,7 +138,7 @@ class TargetAudit:
         else:
             await self._content(tag, digest)
 
-    async def _ours(self, rule: SyncRule, tag: str, digest: str) -> bool:
+    async def _ours(self, rule: AppliedRule, tag: str, digest: str) -> bool:
         async with self.source.db.read() as session:
             return await ever_copied(
                 session,
@@ -208,7 +209,7 @@ class TargetAudit:
                 todo.append(referrer)
 
 
-async def _job_tags(db: Database, repository_id: int, rule: SyncRule) -> tuple[set[str], set[str]]:
+async def _job_tags(db: Database, repository_id: int, rule: AppliedRule) -> tuple[set[str], set[str]]:
     """Tags with any job to the rule's target, and those with one waiting or running."""
     where = (
         (SyncJob.repository_id == repository_id)
@@ -230,18 +231,19 @@ async def audit_repository(
     namespace: str,
     options: AuditOptions,
     heartbeat: Heartbeat | None = None,
-) -> tuple[AuditReport, list[SyncRule]]:
+) -> tuple[AuditReport, list[AppliedRule]]:
     """Audits the repository against each of its rules' targets; returns the report and the
     rules audited (a repair needs them)."""
     report = AuditReport(namespace, repository.name, options.region, options.trigger)
     async with db.read() as session:
-        query = select(SyncRule).where(SyncRule.repository_id == repository.id).order_by(SyncRule.id)
-        rules = [r for r in await session.scalars(query) if options.region in (None, r.remote_region_id)]
+        found = await applied_rules(session, [repository.id])
+        rules = [r for r in found if options.region in (None, r.remote_region_id)]
         rows = await session.execute(select(Tag.name, Tag.digest).where(Tag.repository_id == repository.id))
         tags = {name: digest for name, digest in rows}
     source = LocalSource(db, store, repository.id, f"{namespace}/{repository.name}")
     for rule in rules:
-        await _audit_rule(db, peers, report, source, rule, tags, options, heartbeat)
+        copied = {tag: digest for tag, digest in tags.items() if rule.copies(tag)}
+        await _audit_rule(db, peers, report, source, rule, copied, options, heartbeat)
     return report, rules
 
 
@@ -250,7 +252,7 @@ async def _audit_rule(
     peers: Mapping[str, PeerClient],
     report: AuditReport,
     source: LocalSource,
-    rule: SyncRule,
+    rule: AppliedRule,
     tags: dict[str, str],
     options: AuditOptions,
     heartbeat: Heartbeat | None,
@@ -283,7 +285,7 @@ async def _audit_rule(
 
 
 async def queue_repairs(
-    db: Database, repository_id: int, report: AuditReport, rules: list[SyncRule], repair: Repair
+    db: Database, repository_id: int, report: AuditReport, rules: list[AppliedRule], repair: Repair
 ) -> None:
     """One job with trigger "repair" per (tag, target) with repairable drift (sync.triggers
     coalesces it with a job already waiting); sets `report.repaired`."""

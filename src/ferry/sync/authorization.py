@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.service import Principal, allowed_actions, principal_by_id
 from ferry.metadata.db import Database
-from ferry.metadata.models import Account, Organization, Repository, SyncJob, SyncRule
+from ferry.metadata.models import Account, Organization, Repository, SyncJob
 from ferry.names import ImageName
+from ferry.sync.applied import AppliedRule
 from ferry.sync.peer_client import Actor, PeerClient
 
 
@@ -58,7 +59,7 @@ async def job_actor(db: Database, job: SyncJob) -> Actor:
     return await _checked_actor(db, job.actor_id, source, job.repository_id, rule_owner=job.trigger == "auto")
 
 
-async def rule_actor(db: Database, rule: SyncRule, source: ImageName) -> Actor:
+async def rule_actor(db: Database, rule: AppliedRule, source: ImageName) -> Actor:
     """Whom an automatic rule's copies act for (its owner), checked as an automatic job's actor
     is; an audit reads the target with these rights, and the reconciler's repairs copy with them."""
     return await _checked_actor(db, rule.creator_id, source, rule.repository_id, rule_owner=True)

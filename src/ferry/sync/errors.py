@@ -41,3 +41,7 @@ class UploadPositionLost(Exception):
 
     The copier asks the target where the upload ends and goes on from there.
     """
+
+
+class RuleError(Exception):
+    """A refused sync rule or manual sync; `str(error)` is a message for a person."""

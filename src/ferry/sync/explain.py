@@ -11,10 +11,11 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ferry.metadata.db import Database
-from ferry.metadata.models import Repository, SyncJob, SyncRule, utcnow
+from ferry.metadata.models import Repository, SyncJob, utcnow
 from ferry.names import ImageName
 from ferry.sync import reasons
 from ferry.sync import replication as r
+from ferry.sync.applied import AppliedRule, applied_rules
 from ferry.sync.authorization import SyncRefused, job_actor, rule_actor
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor, PeerClient
@@ -40,7 +41,7 @@ class LiveDigest:
 
 @dataclass(frozen=True)
 class Explanation:
-    rules: list[SyncRule]
+    rules: list[AppliedRule]
     state: r.TagState
     jobs: list[SyncJob]
     live: LiveDigest
@@ -58,9 +59,7 @@ async def explain(
     async with db.read() as session:
         rules = [
             rule
-            for rule in await session.scalars(
-                select(SyncRule).where(SyncRule.repository_id == repository.id).order_by(SyncRule.id)
-            )
+            for rule in await applied_rules(session, [repository.id])
             if r.Target(rule.remote_region_id, rule.remote_namespace) == target
         ]
         states = await r.tag_states(session, [repository.id], tag, target)
@@ -90,7 +89,7 @@ async def live_digest(
     source: ImageName,
     tag: str,
     target: r.Target,
-    rules: list[SyncRule],
+    rules: list[AppliedRule],
     jobs: list[SyncJob],
 ) -> LiveDigest:
     """The target tag's digest, asked as the jobs ask: with the rights of the rule's owner (or of
@@ -128,7 +127,7 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "an unknown time"
 
 
-def next_step(state: r.TagState, rules: list[SyncRule], source: ImageName, target: r.Target) -> str:
+def next_step(state: r.TagState, rules: list[AppliedRule], source: ImageName, target: r.Target) -> str:
     """One sentence: what will happen next to this tag in this target, and what to do if nothing."""
     now_cmd = f"`ferry sync now {source} {state.tag} --to {target}`"
     clause = reasons.describe(state.reason, target.region)
@@ -159,6 +158,8 @@ def next_step(state: r.TagState, rules: list[SyncRule], source: ImageName, targe
         return f"will not retry: {clause}; fix that and run {now_cmd}"
     if state.state == r.BEHIND:
         return f"not copied: the target holds an older digest of this tag and no job is queued; run {now_cmd}"
+    if state.state == r.EXCLUDED:
+        return f"not copied: {state.message}; change the rule's filters or run {now_cmd}"
     if not rules:
         return f"not copied: no rule targets {target}; run {now_cmd} or add one with `ferry sync add`"
     if not any(rule.sync_auto for rule in rules):

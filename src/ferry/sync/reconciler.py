@@ -25,7 +25,7 @@ from ferry.config import Settings
 from ferry.identity.caller import Operator
 from ferry.images.periodic import Periodic
 from ferry.metadata.db import Database
-from ferry.metadata.models import Organization, Repository, SyncRule, utcnow
+from ferry.metadata.models import Organization, OrgSyncRule, Repository, SyncRule, utcnow
 from ferry.metadata.outbox_models import AuditRun, ScheduleClaim
 from ferry.metadata.statements import insert_ignore
 from ferry.storage import BlobStore
@@ -120,7 +120,10 @@ class Reconciler:
             rows = await session.execute(
                 select(Organization.name, Repository)
                 .join(Repository, Repository.organization_id == Organization.id)
-                .where(select(SyncRule.id).where(SyncRule.repository_id == Repository.id).exists())
+                .where(
+                    select(SyncRule.id).where(SyncRule.repository_id == Repository.id).exists()
+                    | select(OrgSyncRule.id).where(OrgSyncRule.organization_id == Organization.id).exists()
+                )
                 .order_by(Organization.name, Repository.name)
             )
             found = [(namespace, repository) for namespace, repository in rows]

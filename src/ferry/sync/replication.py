@@ -21,8 +21,9 @@ from sqlalchemy import ColumnElement, Row, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.metadata.db import Database
-from ferry.metadata.models import FINAL_STATUSES, JobStatus, SyncJob, SyncRule, SyncTransfer, Tag, utcnow
+from ferry.metadata.models import FINAL_STATUSES, JobStatus, SyncJob, SyncTransfer, Tag, utcnow
 from ferry.sync import reasons
+from ferry.sync.applied import AppliedRule, applied_rules
 from ferry.sync.queue import LANE
 
 IN_SYNC, PENDING, BEHIND, CONFLICT, FAILED = "in-sync", "pending", "behind", "conflict", "failed"
@@ -148,10 +149,7 @@ async def tag_states(
     """The state of every existing tag in every target of its repository (the rules' targets,
     and any other target a job copied the tag to). None for `repository_ids`: every repository
     that has a rule."""
-    rule_query = select(SyncRule)
-    if repository_ids is not None:
-        rule_query = rule_query.where(SyncRule.repository_id.in_(repository_ids))
-    rules = list(await session.scalars(rule_query))
+    rules = await applied_rules(session, repository_ids)
     if repository_ids is None:
         repository_ids = sorted({rule.repository_id for rule in rules})
     if not repository_ids:
@@ -161,17 +159,33 @@ async def tag_states(
         tag_query = tag_query.where(Tag.name == tag)
     tags = {(repo, name): digest for repo, name, digest in await session.execute(tag_query)}
     jobs = await _jobs(session, repository_ids, tag)
-    targets: dict[int, set[Target]] = {}
+    by_repository: dict[int, list[AppliedRule]] = {}
     for rule in rules:
-        targets.setdefault(rule.repository_id, set()).add(
-            Target(rule.remote_region_id, rule.remote_namespace)
-        )
-    pairs = {(repo, name, t) for (repo, name) in tags for t in targets.get(repo, ())}
+        by_repository.setdefault(rule.repository_id, []).append(rule)
+    pairs: set[tuple[int, str, Target]] = set()
+    excluded: set[tuple[int, str, Target]] = set()
+    for repo, name in tags:
+        for rule in by_repository.get(repo, ()):
+            kept = pairs if rule.copies(name) else excluded
+            kept.add((repo, name, Target(rule.remote_region_id, rule.remote_namespace)))
     pairs |= {key for key in (*jobs.final, *jobs.active) if key[:2] in tags}
+    # A tag an organization rule's tag filter leaves out, and that no job ever copied there.
+    excluded -= pairs
+    pairs |= excluded
     if target is not None:
         pairs = {pair for pair in pairs if pair[2] == target}
     ordered = sorted(pairs, key=lambda p: (p[0], p[1], str(p[2])))
-    return [_state(repo, name, t, tags[(repo, name)], jobs) for repo, name, t in ordered]
+    return [
+        _excluded(repo, name, t, tags[(repo, name)])
+        if (repo, name, t) in excluded
+        else _state(repo, name, t, tags[(repo, name)], jobs)
+        for repo, name, t in ordered
+    ]
+
+
+def _excluded(repository_id: int, tag: str, target: Target, digest: str) -> TagState:
+    message = f"the tag filter of the organization rule to {target} leaves this tag out"
+    return TagState(repository_id, tag, target, EXCLUDED, digest, message=message)
 
 
 def _state(repository_id: int, tag: str, target: Target, digest: str, jobs: _Jobs) -> TagState:

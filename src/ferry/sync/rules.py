@@ -23,14 +23,10 @@ from ferry.metadata.models import Account, JobStatus, Repository, SyncJob, SyncR
 from ferry.names import ORGANIZATION_RULE, is_organization
 from ferry.sync import reasons
 from ferry.sync.authorization import actor_of, check_target, may_configure_rules
-from ferry.sync.errors import PeerError
+from ferry.sync.errors import PeerError, RuleError
 from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.queue import cancel_jobs
 from ferry.sync.triggers import Target, enqueue
-
-
-class RuleError(Exception):
-    """A refused sync rule or manual sync; `str(error)` is a message for a person."""
 
 
 class TargetRegionUnknown(RuleError):
@@ -70,7 +66,7 @@ class SyncTarget:
     namespace: str
 
 
-def _peer_for(peers: Mapping[str, PeerClient], target: SyncTarget) -> PeerClient:
+def peer_for(peers: Mapping[str, PeerClient], target: SyncTarget) -> PeerClient:
     if target.region not in peers:
         raise TargetRegionUnknown(target.region, list(peers))
     if not is_organization(target.namespace):
@@ -92,7 +88,7 @@ async def _rule_repository(
     return repository
 
 
-async def _ask_target(
+async def ask_target(
     client: PeerClient, actor: Actor, target: SyncTarget, repository: str, unreachable_ok: bool
 ) -> None:
     """The target region must let the caller push there (SyncRefused otherwise).
@@ -117,13 +113,13 @@ async def create_rule(
     sync_auto: bool,
     override: bool,
 ) -> SyncRule:
-    client = _peer_for(peers, target)
+    client = peer_for(peers, target)
     async with db.read() as session:
         await _rule_repository(session, principal, namespace, name)
         actor = await actor_of(session, principal)
     # The target region is asked outside any transaction, so a slow peer holds no writer; the
     # write checks the caller's rights again, as they may have changed meanwhile.
-    await _ask_target(client, actor, target, name, unreachable_ok=False)
+    await ask_target(client, actor, target, name, unreachable_ok=False)
     async with db.write() as session:
         repository = await _rule_repository(session, principal, namespace, name)
         return await upsert_rule(
@@ -182,11 +178,11 @@ async def sync_now(
     override: bool,
 ) -> list[str]:
     """Queues one manual job per existing tag; returns the tags that do not exist."""
-    client = _peer_for(peers, target)
+    client = peer_for(peers, target)
     async with db.read() as session:
         await repository_for(session, principal, namespace, name, EDIT)
         actor = await actor_of(session, principal)
-    await _ask_target(client, actor, target, name, unreachable_ok=True)
+    await ask_target(client, actor, target, name, unreachable_ok=True)
     copy = Target(target.region, target.namespace, override, principal.user_id)
     async with db.write() as session:
         _, repository = await repository_for(session, principal, namespace, name, EDIT)

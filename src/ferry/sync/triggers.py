@@ -23,10 +23,10 @@ from ferry.metadata.models import (
     Organization,
     Repository,
     SyncJob,
-    SyncRule,
     Tag,
 )
 from ferry.observability import metrics
+from ferry.sync.applied import AppliedRule, applied_rules
 from ferry.sync.wakeup import jobs_recorded
 
 # Jobs a transaction recorded, counted in ferry_sync_jobs_created_total once it commits.
@@ -100,17 +100,18 @@ async def enqueue(
     return job
 
 
-async def auto_rules(session: AsyncSession, repository_id: int) -> list[SyncRule]:
-    query = select(SyncRule).where(SyncRule.repository_id == repository_id, SyncRule.sync_auto.is_(True))
-    return list(await session.scalars(query))
+async def auto_rules(session: AsyncSession, repository_id: int) -> list[AppliedRule]:
+    """The automatic rules of the repository and of its organization (sync/applied.py)."""
+    return [rule for rule in await applied_rules(session, [repository_id]) if rule.sync_auto]
 
 
 async def tag_moved(session: AsyncSession, repository: Repository, tag: str, operator: Operator) -> None:
     for rule in await auto_rules(session, repository.id):
-        await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
+        if rule.copies(tag):
+            await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
 
 
-def rule_target(rule: SyncRule) -> Target:
+def rule_target(rule: AppliedRule) -> Target:
     return Target(rule.remote_region_id, rule.remote_namespace, rule.override, rule.creator_id)
 
 
@@ -144,7 +145,8 @@ async def referrer_added(
     )
     for tag in list(tags):
         for rule in rules:
-            await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
+            if rule.copies(tag):
+                await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
 
 
 class SyncTriggers:

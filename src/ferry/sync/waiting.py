@@ -48,6 +48,8 @@ async def wait_visible(
                 "add a rule with `ferry sync add` or copy it with `ferry sync now`"
             )
         if all(s.state != r.PENDING for s in states) or time.monotonic() >= deadline:
-            done = all(s.state == r.IN_SYNC for s in states)
+            # A target whose filter leaves the tag out is no target to wait for.
+            counted = [s for s in states if s.state != r.EXCLUDED]
+            done = bool(counted) and all(s.state == r.IN_SYNC for s in counted)
             return WaitResult(done, states, time.monotonic() - began)
         await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))

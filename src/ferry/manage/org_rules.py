@@ -1,0 +1,135 @@
+"""Organization sync rules (Ferry's extension beside SWR's per-repository rules): create or
+replace, list, delete. README "Organization rules and filters" says what the filters mean."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from ferry.errors import swr_bad_request
+from ferry.identity.service import Principal
+from ferry.manage.operations import authenticated, json_response, namespace_param, parse_body
+from ferry.manage.schemas import rfc3339
+from ferry.manage.sync import SyncTarget, target_of
+from ferry.metadata.models import OrgSyncRule
+from ferry.parsing import whole_number
+from ferry.state import state
+from ferry.sync import filters, org_rules
+
+RULES = "/v2/manage/namespaces/{namespace}/sync_rules"
+RULE = RULES + "/{rule_id}"
+TAG = "sync"
+
+
+class NamePatterns(BaseModel):
+    """Globs (`*`, `?`, `**`, `{a,b}`, `[a-z]`) or, prefixed `re:`, regular expressions matching the
+    whole name. A name passes when it matches an include (any, when there are none) and no exclude."""
+
+    include: list[str] = Field(default_factory=list, max_length=filters.MAX_PATTERNS)
+    exclude: list[str] = Field(default_factory=list, max_length=filters.MAX_PATTERNS)
+
+
+class RuleFilters(BaseModel):
+    repositories: NamePatterns = Field(default_factory=NamePatterns)
+    tags: NamePatterns = Field(default_factory=NamePatterns)
+
+
+class CreateOrgRuleBody(SyncTarget):
+    override: bool = False
+    filters: RuleFilters = Field(default_factory=RuleFilters)
+    # Also queue a copy of every tag already in the organization that the filters pass.
+    sync_existing: bool = Field(default=False, alias="syncExisting")
+
+
+class OrgRuleView(BaseModel):
+    id: int
+    namespace: str
+    remoteRegionId: str
+    remoteNamespace: str
+    syncAuto: bool
+    override: bool
+    filters: RuleFilters
+    createdAt: str
+    updatedAt: str
+
+
+class OrgRuleCreated(OrgRuleView):
+    queuedJobs: int
+
+
+def _view(rule: OrgSyncRule, namespace: str) -> dict[str, object]:
+    return {
+        "id": rule.id,
+        "namespace": namespace,
+        "remoteRegionId": rule.remote_region_id,
+        "remoteNamespace": rule.remote_namespace,
+        "syncAuto": True,
+        "override": rule.override,
+        "filters": RuleFilters.model_validate(filters.from_json(rule.filters).as_json()),
+        "createdAt": rfc3339(rule.created_at),
+        "updatedAt": rfc3339(rule.updated_at),
+    }
+
+
+async def create_org_rule(request: web.Request, principal: Principal) -> web.Response:
+    namespace = namespace_param(request)
+    body = await parse_body(request, CreateOrgRuleBody)
+    wanted = body.filters
+    rule_filter = filters.rule_filter(
+        (wanted.repositories.include, wanted.repositories.exclude), (wanted.tags.include, wanted.tags.exclude)
+    )
+    app = state(request)
+    rule, queued = await org_rules.create_org_rule(
+        app.db,
+        app.peer_clients,
+        principal,
+        namespace,
+        target_of(body),
+        body.override,
+        rule_filter,
+        body.sync_existing,
+    )
+    return json_response(OrgRuleCreated.model_validate(_view(rule, namespace) | {"queuedJobs": queued}))
+
+
+async def list_org_rules(request: web.Request, principal: Principal) -> web.Response:
+    namespace = namespace_param(request)
+    async with state(request).db.read() as session:
+        found = await org_rules.list_org_rules(session, principal, namespace)
+        return json_response([OrgRuleView.model_validate(_view(rule, namespace)) for rule in found])
+
+
+async def delete_org_rule(request: web.Request, principal: Principal) -> web.Response:
+    namespace, raw = namespace_param(request), request.match_info["rule_id"]
+    rule_id = whole_number(raw)
+    if rule_id is None:
+        raise swr_bad_request(f"rule_id must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
+    async with state(request).db.write() as session:
+        await org_rules.delete_org_rule(session, principal, namespace, rule_id)
+    return web.Response(status=204)
+
+
+OPERATIONS = [
+    authenticated(
+        create_org_rule,
+        "POST",
+        RULES,
+        "Create or replace an organization sync rule: automatic sync of every repository of the "
+        "organization that passes the filters, also those created later (Ferry extension; the "
+        "account's administrators)",
+        body=CreateOrgRuleBody,
+        response=OrgRuleCreated,
+        tag=TAG,
+    ),
+    authenticated(
+        list_org_rules, "GET", RULES, "List an organization's sync rules", response=list[OrgRuleView], tag=TAG
+    ),
+    authenticated(
+        delete_org_rule,
+        "DELETE",
+        RULE,
+        "Delete an organization sync rule; its waiting automatic jobs are cancelled",
+        status=204,
+        tag=TAG,
+    ),
+]
