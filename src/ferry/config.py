@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     gc_keep_untagged: bool = False
     gc_interval_seconds: float = Field(default=0, ge=0)
     upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
+    # Backup before overwrite (README, "Backup before overwrite and rollback"): an image a sync
+    # copy replaced under a tag survives garbage collection this long, for `ferry sync rollback`.
+    override_keep_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     # Retention policies (README, "Retention"): each runs when set and then every interval
     # seconds (0: only when set or asked, POST …/retentions/{id}/run).
     retention_interval_seconds: float = Field(default=3600, ge=0)

@@ -391,9 +391,12 @@ def dev(
 
 def _register_sync() -> None:
     from ferry.cli.org_rules import org_rules_app
+    from ferry.cli.overrides import overrides_command, rollback_command
     from ferry.cli.sync import sync_app
 
     sync_app.add_typer(org_rules_app, name="org")
+    sync_app.command("overrides")(overrides_command)
+    sync_app.command("rollback")(rollback_command)
     app.add_typer(sync_app, name="sync")
 
 

@@ -43,6 +43,7 @@ from ferry.metadata.models import (
     Repository,
     RepositoryBlob,
     Tag,
+    TagOverride,
     utcnow,
 )
 from ferry.storage import BlobStore, StoredObject
@@ -92,6 +93,7 @@ class _Run:
         now = utcnow()
         self.cutoff = now - timedelta(seconds=self.policy.grace_seconds)
         self.upload_cutoff = now - timedelta(seconds=self.policy.upload_expiry_seconds)
+        self.override_cutoff = now - timedelta(seconds=self.policy.override_keep_seconds)
         self._dry_session: AsyncSession | None = None
         # Dry run only: what earlier phases "deleted" though the bytes stay, so that later
         # phases do not count them twice. Bounded by the garbage found, not the store.
@@ -198,6 +200,15 @@ class _Run:
             )
         ]
         tagged = set(await session.scalars(select(Tag.digest).where(Tag.repository_id == repository_id)))
+        # What sync copies replaced lately is kept as if tagged, for a rollback.
+        tagged |= set(
+            await session.scalars(
+                select(TagOverride.previous_digest).where(
+                    TagOverride.repository_id == repository_id,
+                    TagOverride.replaced_at >= self.override_cutoff,
+                )
+            )
+        )
         children: dict[str, list[str]] = {}
         edges = await session.execute(
             select(Manifest.digest, ManifestReference.digest)

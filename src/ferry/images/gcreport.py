@@ -16,6 +16,8 @@ class GcPolicy:
     grace_seconds: float = 3600
     keep_untagged: bool = False
     upload_expiry_seconds: float = 24 * 3600
+    # An image a sync copy replaced under a tag is kept this long, for a rollback.
+    override_keep_seconds: float = 7 * 24 * 3600
 
 
 @dataclass

@@ -22,6 +22,7 @@ def gc_policy(settings: Settings) -> GcPolicy:
         grace_seconds=settings.gc_grace_seconds,
         keep_untagged=settings.gc_keep_untagged,
         upload_expiry_seconds=settings.upload_expiry_seconds,
+        override_keep_seconds=settings.override_keep_seconds,
     )
 
 

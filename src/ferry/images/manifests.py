@@ -59,7 +59,9 @@ async def put_manifest(
     payload: bytes,
     content_type: str | None,
     operator: Operator,
+    kept_as: str | None = None,
 ) -> PutResult:
+    """Stores the manifest and moves the tag it names; `kept_as` as images.tags.move_tag's."""
     check_reference(reference)
     digest = sha256_digest(payload)
     if is_digest(reference) and reference != digest:
@@ -71,7 +73,7 @@ async def put_manifest(
         is_new = await _store(session, repository.id, digest, payload, parsed, content_size)
         move = TagMove(None, False)
         if not is_digest(reference):
-            move = await move_tag(session, events, repository, reference, digest, operator)
+            move = await move_tag(session, events, repository, reference, digest, operator, kept_as)
         if is_new and parsed.subject:
             await events.referrer_added(session, repository, parsed.subject, operator)
         if not move.moved:  # a moved tag has set it already (one UPDATE, not two)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import Operator
 from ferry.images.events import TagEvents
-from ferry.metadata.models import Repository, Tag, utcnow
+from ferry.metadata.models import Repository, Tag, TagOverride, utcnow
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,11 @@ async def move_tag(
     name: str,
     digest: str,
     operator: Operator,
+    kept_as: str | None = None,
 ) -> TagMove:
     """Points tag `name` at `digest` and, when that changes anything, tells `events` in the
-    same transaction."""
+    same transaction. With `kept_as` ("sync", "rollback"), a digest it replaces is recorded as
+    an override, which a rollback can restore (images/overrides.py)."""
     tag = await session.get(Tag, (repository.id, name))
     if tag is None:
         session.add(Tag(repository_id=repository.id, name=name, digest=digest))
@@ -36,6 +38,17 @@ async def move_tag(
     else:
         move = TagMove(tag.digest, tag.digest != digest)
         if move.moved:
+            if kept_as is not None:
+                session.add(
+                    TagOverride(
+                        repository_id=repository.id,
+                        tag=name,
+                        previous_digest=tag.digest,
+                        digest=digest,
+                        kind=kept_as,
+                        operator_name=operator.name,
+                    )
+                )
             tag.digest, tag.updated_at = digest, utcnow()
     if move.moved:
         repository.updated_at = utcnow()

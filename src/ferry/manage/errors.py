@@ -9,6 +9,7 @@ from ferry.errors import STORAGE_FULL_MESSAGE, SWRError
 from ferry.identity import errors as identity
 from ferry.identity.throttle import LoginThrottled
 from ferry.images import errors as image
+from ferry.images import overrides
 from ferry.images import retention_rules as retention
 from ferry.metadata.db import DatabaseFull
 from ferry.storage import StorageFull
@@ -51,6 +52,8 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     image.DigestInvalid: _said(400, "SVCSTG.SWR.4001025"),
     image.UploadUnknown: _said(404, "SVCSTG.SWR.4040000"),
     image.UploadOutOfOrder: _said(416, "SVCSTG.SWR.4160000"),
+    overrides.OverrideUnknown: _said(404, "SVCSTG.SWR.4040083"),
+    overrides.PreviousImageGone: _said(404, "SVCSTG.SWR.4040115"),
     retention.RetentionInvalid: _said(400, "SVCSTG.SWR.4001025"),
     retention.RetentionUnknown: _said(404, "SVCSTG.SWR.4040083"),
     retention.RetentionExists: _said(409, "SVCSTG.SWR.4090000"),

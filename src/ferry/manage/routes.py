@@ -10,6 +10,7 @@ from ferry.manage import (
     iam,
     namespaces,
     org_rules,
+    overrides,
     replication,
     repositories,
     retentions,
@@ -35,6 +36,7 @@ OPERATIONS: list[Operation] = [
     *webhooks.OPERATIONS,
     *replication.OPERATIONS,
     *org_rules.OPERATIONS,
+    *overrides.OPERATIONS,
 ]
 
 

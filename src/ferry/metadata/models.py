@@ -206,6 +206,23 @@ class Tag(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class TagOverride(Base):
+    """A tag's digest replaced by a sync copy, or put back by a rollback: what it pointed at
+    before, so `ferry sync rollback` can restore it (images/overrides.py); garbage collection
+    keeps the previous image for FERRY_OVERRIDE_KEEP_SECONDS."""
+
+    __tablename__ = "tag_overrides"
+    __table_args__ = (Index("ix_tag_overrides_tag", "repository_id", "tag", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(128))
+    previous_digest: Mapped[str] = mapped_column(String(80))
+    digest: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))  # "sync" or "rollback"
+    operator_name: Mapped[str] = mapped_column(String(64), default="")
+    replaced_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class SyncRule(Base):
     """Automatic sync: (source repository) → (target region, target organization)."""
 

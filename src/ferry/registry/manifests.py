@@ -43,6 +43,8 @@ async def put_manifest(request: web.Request, caller: Caller) -> web.Response:
         payload,
         request.headers.get("Content-Type"),
         caller.operator,
+        # A peer region's sync copy (it names whom it acts for): a digest it replaces is kept.
+        kept_as="sync" if caller.acting is not None else None,
     )
     name = request.match_info["name"]
     headers = {
