@@ -290,26 +290,27 @@ CHUNK = 16 * MIB
 BLOCK = MIB
 
 
-def big_blocks(seed: int) -> Iterator[bytes]:
-    """256 MiB of deterministic, incompressible bytes, one MiB at a time (never whole in memory)."""
+def big_blocks(seed: int, size: int = BIG) -> Iterator[bytes]:
+    """`size` (256 MiB) deterministic, incompressible bytes, one MiB at a time (never whole in memory)."""
     generator = random.Random(seed)
-    for _ in range(BIG // BLOCK):
+    for _ in range(size // BLOCK):
         yield generator.randbytes(BLOCK)
 
 
-def push_big_image(client: RegistryClient, seed: int) -> tuple[Image, str]:
-    """One 256 MiB layer by a streamed chunked upload and a config; the manifest is not pushed yet.
+def push_big_image(client: RegistryClient, seed: int, name: str = NAME, size: int = BIG) -> tuple[Image, str]:
+    """One layer of `size` bytes by a streamed chunked upload and a config, into `name`; the
+    manifest is not pushed yet.
 
     Returns the image (with the config's bytes only) and the layer's digest.
     """
     hasher = hashlib.sha256()
 
     def body() -> Iterator[bytes]:
-        for block in big_blocks(seed):
+        for block in big_blocks(seed, size):
             hasher.update(block)
             yield block
 
-    started_upload = client.post(f"/v2/{NAME}/blobs/uploads/")
+    started_upload = client.post(f"/v2/{name}/blobs/uploads/")
     assert started_upload.status_code == 202, started_upload.text
     patched = client.patch(
         started_upload.headers["Location"], data=body(), headers={"Content-Type": "application/octet-stream"}
@@ -322,13 +323,13 @@ def push_big_image(client: RegistryClient, seed: int) -> tuple[Image, str]:
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer]}}
     ).encode()
-    push_blob(client, NAME, config)
+    push_blob(client, name, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer, "size": BIG}],
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer, "size": size}],
         }
     ).encode()
     return Image(manifest, {digest_of(config): config}), layer

@@ -31,6 +31,7 @@ from tests.support.sync_helpers import (
     sdk,
     sdk_repo,
     tag_digest,
+    wait_for,
     wait_jobs_final,
     wait_tag,
 )
@@ -246,3 +247,33 @@ def test_the_cli_adds_lists_and_removes_an_organization_rule(regions: Regions) -
     removed = ferry_cli(a, "sync", "org", "remove", org, str(rule["id"]))
     assert removed.returncode == 0, removed.stderr
     assert json.loads(ferry_cli(a, "sync", "org", "list", org, "--json").stdout) == []
+
+
+def test_deleting_an_organization_rule_cancels_its_waiting_jobs_but_not_a_repository_rules(
+    tmp_path: Path,
+) -> None:
+    regions = make_regions(tmp_path, [A, B])
+    try:
+        a, b = regions[A], regions[B]
+        org = orgs(regions)
+        rule = add_org_rule(a, org, org_rule_body(org))
+        create_repo(a, org, "own")
+        assert create_rule(a, org, "own", B, org, sync_auto=True) == 200
+        b.stop()  # every copy to B now waits, retrying
+        push_image(registry(a), f"{org}/app", "v1", make_image(f"{org}-waiting-app"))
+        push_image(registry(a), f"{org}/own", "v1", make_image(f"{org}-waiting-own"))
+        # Tried once, found B down, and waiting for B to answer again (held, not running).
+        wait_for(
+            lambda: [j for j in jobs(a, org, "app") if j["status"] == "waiting" and j["attempts"] >= 1],
+            "the job to wait for B",
+        )
+
+        response = manage(a).request("DELETE", f"/v2/manage/namespaces/{org}/sync_rules/{rule['id']}")
+        assert response.status_code == 204, response.text
+        [cancelled] = jobs(a, org, "app")
+        assert cancelled["status"] == "cancel"
+        assert "organization sync rule" in cancelled["message"] and "admin" in cancelled["message"]
+        # The repository's own rule still calls for its copy.
+        assert [j["status"] for j in jobs(a, org, "own")] in (["waiting"], ["running"])
+    finally:
+        regions.stop()

@@ -46,6 +46,66 @@ def in_networks(address: str, networks: list[str]) -> bool:
     return any(ip in network for network in _parsed_networks(tuple(networks)))
 
 
+_RATE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def byte_rate(value: object) -> int:
+    """Bytes per second from a number or a size such as "20MiB" or "500 kB" (per second)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        text = value.strip().lower().removesuffix("/s")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+        number, unit = float(digits or "nan"), text[len(digits) :].strip()
+    else:
+        raise ValueError(f"a byte rate is a number or a size like 20MiB, not {value!r}")
+    if unit not in _RATE_UNITS or not number > 0:
+        raise ValueError(f"a byte rate is a positive size like 20MiB or 500kB (per second), not {value!r}")
+    return int(number * _RATE_UNITS[unit])
+
+
+def _clock(value: str) -> int:
+    """Minutes after midnight of "HH:MM"."""
+    hours, sep, minutes = value.partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"a time of day is HH:MM (UTC), not {value!r}")
+    return int(hours) * 60 + int(minutes)
+
+
+class BandwidthWindow(BaseModel):
+    """From `start` to `end` (UTC, HH:MM; past midnight when end < start) the cap is `bandwidth`."""
+
+    start: str
+    end: str
+    bandwidth: int
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        _clock(value)
+        return value
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> int:
+        return byte_rate(value)
+
+    def covers(self, minute_of_day: int) -> bool:
+        start, end = _clock(self.start), _clock(self.end)
+        if start <= end:
+            return start <= minute_of_day < end
+        return minute_of_day >= start or minute_of_day < end
+
+
 class Peer(BaseModel):
     """Another region: where it is and the credential used for every call to it."""
 
@@ -57,6 +117,15 @@ class Peer(BaseModel):
     password: SecretStr = SecretStr("")
     # CA certificates (PEM) that verify this peer's HTTPS certificate; empty: the system's.
     ca_file: str = ""
+    # Bytes per second the sync may send this peer (None: no cap), and windows of the day with
+    # another cap (README, "Bandwidth caps"). `ferry serve --workers N` gives each process 1/N.
+    bandwidth: int | None = None
+    bandwidth_windows: list[BandwidthWindow] = Field(default_factory=list)
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _rate(cls, value: object) -> int | None:
+        return None if value is None or value == "" else byte_rate(value)
 
 
 class Settings(BaseSettings):
@@ -110,6 +179,10 @@ class Settings(BaseSettings):
     sync_stall_seconds: float = Field(default=15, gt=0)
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    # How many processes send to the peers at once and share each peer's bandwidth cap (each
+    # takes 1/N): `ferry serve --workers N` sets N for its children; set it when several
+    # `ferry worker` processes serve one region.
+    sync_bandwidth_share: int = Field(default=1, ge=1)
     max_manifest_bytes: int = 4 * 1024 * 1024
     # Garbage collection (README, "Garbage collection"): nothing linked, uploaded or pushed
     # within the grace period is collected; untagged manifests go unless kept; upload sessions

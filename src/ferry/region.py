@@ -59,7 +59,10 @@ def open_region(settings: Settings) -> Region:
         settings,
         Database(settings.resolved_database_url()),
         open_store(settings),
-        {peer.id: PeerClient(peer, settings.sync_stall_seconds) for peer in settings.peer_regions()},
+        {
+            peer.id: PeerClient(peer, settings.sync_stall_seconds, settings.sync_bandwidth_share)
+            for peer in settings.peer_regions()
+        },
         # A tag move records its sync jobs and its webhook deliveries in its own transaction.
         FanOut(SyncTriggers(), WebhookTagEvents(settings.region)),
     )

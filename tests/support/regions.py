@@ -31,12 +31,14 @@ def make_regions(
     extra_env: dict[str, str] | None = None,
     region_env: dict[str, dict[str, str]] | None = None,
     peer_urls: dict[tuple[str, str], str] | None = None,
+    peer_fields: dict[tuple[str, str], dict[str, object]] | None = None,
 ) -> Regions:
     """Starts one server per region id; every region lists all the others as peers.
 
     All share the admin user, password, AK/SK and project id, as `ferry dev` does. `extra_env`
     goes to every region, `region_env[id]` to that region only. `peer_urls[(region, peer)]` is
-    the URL `region` uses for `peer` instead of the peer's own (a proxy in front of it).
+    the URL `region` uses for `peer` instead of the peer's own (a proxy in front of it), and
+    `peer_fields[(region, peer)]` more fields of that FERRY_PEERS entry (a bandwidth cap).
     """
     ports = {region: free_port() for region in ids}
     regions = Regions()
@@ -48,6 +50,7 @@ def make_regions(
                 "ak": ACCESS_KEY,
                 "sk": SECRET_KEY,
             }
+            | (peer_fields or {}).get((region, other), {})
             for other in ids
             if other != region
         ]

@@ -115,7 +115,9 @@ async def _prepare_once(settings: Settings) -> None:
 
 class _Supervisor:
     def __init__(self, settings: Settings, workers: int) -> None:
-        self.settings = settings
+        # Every child runs sync slots: each sends a peer 1/workers of its bandwidth cap.
+        share = settings.sync_bandwidth_share * workers
+        self.settings = settings.model_copy(update={"sync_bandwidth_share": share})
         self.workers = workers
         self.context = multiprocessing.get_context("spawn")
         self.children: dict[int, tuple[BaseProcess, float]] = {}

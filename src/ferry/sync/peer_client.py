@@ -22,6 +22,7 @@ from yarl import URL
 
 from ferry.config import Peer
 from ferry.identity.signing import docker_login_password, sign_headers
+from ferry.sync.bandwidth import PeerBandwidth
 from ferry.sync.errors import PeerError
 
 __all__ = ["Actor", "PeerClient", "PeerError", "PeerResponse", "error_text"]
@@ -147,8 +148,11 @@ def _ssl_context(ca_file: str) -> ssl.SSLContext:
 
 
 class PeerClient:
-    def __init__(self, peer: Peer, stall_seconds: float = DEFAULT_STALL_SECONDS) -> None:
+    def __init__(
+        self, peer: Peer, stall_seconds: float = DEFAULT_STALL_SECONDS, bandwidth_share: int = 1
+    ) -> None:
         self.peer = peer
+        self.bandwidth = PeerBandwidth(peer, bandwidth_share)
         self._timeout = _stall_timeout(stall_seconds)
         self.base = peer.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
@@ -237,6 +241,8 @@ class PeerClient:
         every other call counts as unreachable after `stall_seconds` of silence."""
         await self._token_in_flight(repository, actor)
         replayable = not isinstance(data, AsyncIterable)
+        if isinstance(data, AsyncIterable) and self.bandwidth.capped:
+            data = self.bandwidth.paced(data)
         attempt = held_off = 0
         while attempt < 2:
             request_headers = dict(headers or {})
