@@ -397,7 +397,12 @@ def _register_sync() -> None:
     sync_app.add_typer(org_rules_app, name="org")
     sync_app.command("overrides")(overrides_command)
     sync_app.command("rollback")(rollback_command)
+    from ferry.cli.pauses import pause_command, peer_app, resume_command
+
+    sync_app.command("pause")(pause_command)
+    sync_app.command("resume")(resume_command)
     app.add_typer(sync_app, name="sync")
+    app.add_typer(peer_app, name="peer")
 
 
 def _register_admin() -> None:

@@ -14,7 +14,7 @@ from ferry.manage.sync import SyncTarget, target_of
 from ferry.metadata.models import OrgSyncRule
 from ferry.parsing import whole_number
 from ferry.state import state
-from ferry.sync import filters, org_rules
+from ferry.sync import filters, org_rules, pauses
 
 RULES = "/v2/manage/namespaces/{namespace}/sync_rules"
 RULE = RULES + "/{rule_id}"
@@ -49,6 +49,7 @@ class OrgRuleView(BaseModel):
     syncAuto: bool
     override: bool
     filters: RuleFilters
+    paused: bool
     createdAt: str
     updatedAt: str
 
@@ -57,7 +58,7 @@ class OrgRuleCreated(OrgRuleView):
     queuedJobs: int
 
 
-def _view(rule: OrgSyncRule, namespace: str) -> dict[str, object]:
+def _view(rule: OrgSyncRule, namespace: str, paused: bool = False) -> dict[str, object]:
     return {
         "id": rule.id,
         "namespace": namespace,
@@ -66,6 +67,7 @@ def _view(rule: OrgSyncRule, namespace: str) -> dict[str, object]:
         "syncAuto": True,
         "override": rule.override,
         "filters": RuleFilters.model_validate(filters.from_json(rule.filters).as_json()),
+        "paused": paused,
         "createdAt": rfc3339(rule.created_at),
         "updatedAt": rfc3339(rule.updated_at),
     }
@@ -96,7 +98,18 @@ async def list_org_rules(request: web.Request, principal: Principal) -> web.Resp
     namespace = namespace_param(request)
     async with state(request).db.read() as session:
         found = await org_rules.list_org_rules(session, principal, namespace)
-        return json_response([OrgRuleView.model_validate(_view(rule, namespace)) for rule in found])
+        held = {
+            (p.remote_region_id, p.remote_namespace)
+            for p in await pauses.list_pauses(session)
+            if p.namespace == namespace and not p.repo_name
+        }
+        views = [
+            OrgRuleView.model_validate(
+                _view(rule, namespace, (rule.remote_region_id, rule.remote_namespace) in held)
+            )
+            for rule in found
+        ]
+        return json_response(views)
 
 
 async def delete_org_rule(request: web.Request, principal: Principal) -> web.Response:

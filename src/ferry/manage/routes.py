@@ -11,6 +11,7 @@ from ferry.manage import (
     namespaces,
     org_rules,
     overrides,
+    pauses,
     replication,
     repositories,
     retentions,
@@ -37,6 +38,7 @@ OPERATIONS: list[Operation] = [
     *replication.OPERATIONS,
     *org_rules.OPERATIONS,
     *overrides.OPERATIONS,
+    *pauses.OPERATIONS,
 ]
 
 

@@ -257,6 +257,22 @@ class OrgSyncRule(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class SyncPause(Base):
+    """Copies held until resumed (sync/pauses.py): every job to a peer region (`remote_namespace`
+    and the source empty), or from a repository (`repo_name`) or a whole organization
+    (`repo_name` empty) to one target organization. A running copy finishes; waiting ones wait."""
+
+    __tablename__ = "sync_pauses"
+    __table_args__ = (UniqueConstraint("remote_region_id", "remote_namespace", "namespace", "repo_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    remote_region_id: Mapped[str] = mapped_column(String(64))
+    remote_namespace: Mapped[str] = mapped_column(String(64), default="")
+    namespace: Mapped[str] = mapped_column(String(64), default="")
+    repo_name: Mapped[str] = mapped_column(String(128), default="")
+    paused_by: Mapped[str] = mapped_column(String(64), default="")
+    paused_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class SyncJob(Base):
     """One tag copied to one target: the sync record, kept after the repository is gone."""
 

@@ -18,6 +18,7 @@ from ferry.sync import replication as r
 from ferry.sync.applied import AppliedRule, applied_rules
 from ferry.sync.authorization import SyncRefused, job_actor, rule_actor
 from ferry.sync.errors import PeerError
+from ferry.sync.holds import pause_of
 from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.rules import RuleError
 from ferry.sync.target import OciTarget
@@ -76,11 +77,20 @@ async def explain(
                 .limit(JOBS_SHOWN)
             )
         )
+        pause = await pause_of(session, jobs[0]) if jobs else None
     if not states:
         raise NoReplication(f"no sync rule or sync job copies {source}:{tag} to {target}")
     state = states[0]
     live = await live_digest(db, peers, source, tag, target, rules, jobs)
-    return Explanation(rules, state, jobs, live, next_step(state, rules, source, target))
+    held_by = ""
+    if pause is not None:
+        resume = (
+            f"`ferry sync resume {source if pause.repo_name else source.organization} --to {target}`"
+            if pause.remote_namespace
+            else f"`ferry peer resume {target.region}` in this region"
+        )
+        held_by = f"{pause.paused_by} paused it at {_when(pause.paused_at)}; {resume} lets it go"
+    return Explanation(rules, state, jobs, live, next_step(state, rules, source, target, held_by))
 
 
 async def live_digest(
@@ -127,7 +137,9 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "an unknown time"
 
 
-def next_step(state: r.TagState, rules: list[AppliedRule], source: ImageName, target: r.Target) -> str:
+def next_step(
+    state: r.TagState, rules: list[AppliedRule], source: ImageName, target: r.Target, held_by: str = ""
+) -> str:
     """One sentence: what will happen next to this tag in this target, and what to do if nothing."""
     now_cmd = f"`ferry sync now {source} {state.tag} --to {target}`"
     clause = reasons.describe(state.reason, target.region)
@@ -137,6 +149,8 @@ def next_step(state: r.TagState, rules: list[AppliedRule], source: ImageName, ta
         if state.phase == "running":
             running = f"copying now: attempt {state.attempt}, {_size(state.bytes_sent)} sent"
             return f"{running}; the attempt before failed: {clause}" if state.reason else running
+        if state.phase == "paused":
+            return f"paused: {held_by}; it keeps its place and copies when resumed" if held_by else "paused"
         if state.phase == "retrying" and state.next_attempt_at is not None:
             seconds = max(0.0, (state.next_attempt_at - utcnow()).total_seconds())
             return f"retrying in {seconds:.0f} s: {clause}"

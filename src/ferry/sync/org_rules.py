@@ -47,7 +47,7 @@ class OrgRuleUnknown(RuleError):
         super().__init__(f"no organization sync rule {rule_id} in organization {namespace}")
 
 
-async def _rule_organization(session: AsyncSession, principal: Principal, namespace: str) -> Organization:
+async def rule_organization(session: AsyncSession, principal: Principal, namespace: str) -> Organization:
     organization = (await require_organization(session, principal, namespace, MANAGE)).organization
     if not may_configure_rules(principal, organization):
         raise PermissionMissing(
@@ -71,11 +71,11 @@ async def create_org_rule(
     and how many jobs `sync_existing` queued for the tags already there."""
     client = peer_for(peers, target)
     async with db.read() as session:
-        await _rule_organization(session, principal, namespace)
+        await rule_organization(session, principal, namespace)
         actor = await actor_of(session, principal)
     await ask_target(client, actor, target, PROBE_REPOSITORY, unreachable_ok=False)
     async with db.write() as session:
-        organization = await _rule_organization(session, principal, namespace)
+        organization = await rule_organization(session, principal, namespace)
         rule = await session.scalar(
             select(OrgSyncRule).where(
                 OrgSyncRule.organization_id == organization.id,
@@ -131,7 +131,7 @@ async def list_org_rules(session: AsyncSession, principal: Principal, namespace:
 async def delete_org_rule(session: AsyncSession, principal: Principal, namespace: str, rule_id: int) -> None:
     """The rule goes; its waiting automatic jobs end as cancelled (those a repository rule to the
     same target also calls for stay)."""
-    organization = await _rule_organization(session, principal, namespace)
+    organization = await rule_organization(session, principal, namespace)
     rule = await session.get(OrgSyncRule, rule_id)
     if rule is None or rule.organization_id != organization.id:
         raise OrgRuleUnknown(namespace, rule_id)

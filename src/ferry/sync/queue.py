@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ferry.metadata.db import Database
 from ferry.metadata.models import JobStatus, SyncJob, SyncTransfer, utcnow
 from ferry.sync import reasons
+from ferry.sync.holds import held
 from ferry.webhooks.sources import job_finished
 
 
@@ -75,7 +76,9 @@ class JobQueue:
         """
         now = utcnow()
         claimable = or_(
-            and_(SyncJob.status == JobStatus.WAITING, SyncJob.next_attempt_at <= now),
+            # A paused one (sync/pauses.py) waits until resumed; a copy that was running when
+            # its worker died is taken again, paused or not, as running copies finish.
+            and_(SyncJob.status == JobStatus.WAITING, SyncJob.next_attempt_at <= now, ~held()),
             and_(SyncJob.status == JobStatus.RUNNING, SyncJob.lease_expires_at < now),
         )
         if look_first:

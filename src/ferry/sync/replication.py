@@ -24,6 +24,7 @@ from ferry.metadata.db import Database
 from ferry.metadata.models import FINAL_STATUSES, JobStatus, SyncJob, SyncTransfer, Tag, utcnow
 from ferry.sync import reasons
 from ferry.sync.applied import AppliedRule, applied_rules
+from ferry.sync.holds import held
 from ferry.sync.queue import LANE
 
 IN_SYNC, PENDING, BEHIND, CONFLICT, FAILED = "in-sync", "pending", "behind", "conflict", "failed"
@@ -49,7 +50,7 @@ class TagState:
     target: Target
     state: str
     digest: str | None  # the source tag's digest now
-    phase: str | None = None  # pending only: queued, retrying or running
+    phase: str | None = None  # pending only: queued, retrying, paused or running
     job_id: int | None = None  # the job the state comes from
     attempt: int = 0
     bytes_sent: int = 0
@@ -92,6 +93,7 @@ class _Jobs:
     active: dict[tuple[int, str, Target], JobRow]
     claim_order: dict[int, int]  # id → place of each job claimable now, in claim order (lane, id)
     transferred: dict[int, int]  # running job id → bytes its open uploads hold
+    paused: set[int]  # waiting job ids a pause holds (sync/holds.py)
 
 
 def _key(job: JobRow) -> tuple[int, str, Target]:
@@ -122,8 +124,11 @@ async def _jobs(session: AsyncSession, repository_ids: list[int] | None, tag: st
     ).all()
     now = utcnow()
     ready = (SyncJob.status == JobStatus.WAITING) & (SyncJob.next_attempt_at <= now)
-    claimable = await session.scalars(select(SyncJob.id).where(ready).order_by(LANE, SyncJob.id))
+    claimable = await session.scalars(select(SyncJob.id).where(ready & ~held()).order_by(LANE, SyncJob.id))
     claim_order = {job_id: place for place, job_id in enumerate(claimable)}
+    paused = set(
+        await session.scalars(select(SyncJob.id).where(where, SyncJob.status == JobStatus.WAITING, held()))
+    )
     running = [job.id for job in active if job.status == JobStatus.RUNNING]
     transferred: dict[int, int] = {}
     if running:
@@ -137,7 +142,7 @@ async def _jobs(session: AsyncSession, repository_ids: list[int] | None, tag: st
     actives: dict[tuple[int, str, Target], JobRow] = {}
     for job in active:
         actives.setdefault(_key(job), job)
-    return _Jobs({_key(job): job for job in final}, actives, claim_order, transferred)
+    return _Jobs({_key(job): job for job in final}, actives, claim_order, transferred, paused)
 
 
 async def tag_states(
@@ -212,6 +217,8 @@ def _pending(base: TagState, job: JobRow, jobs: _Jobs) -> TagState:
     if job.status == JobStatus.RUNNING:
         sent = job.bytes_sent + jobs.transferred.get(job.id, 0)
         return _replace(base, **(common | {"phase": "running", "bytes_sent": sent}))
+    if job.id in jobs.paused:
+        return _replace(base, **common, phase="paused", next_attempt_at=job.next_attempt_at)
     if job.next_attempt_at > now:
         return _replace(base, **common, phase="retrying", next_attempt_at=job.next_attempt_at)
     ahead = jobs.claim_order.get(job.id, len(jobs.claim_order))

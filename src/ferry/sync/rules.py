@@ -74,7 +74,7 @@ def peer_for(peers: Mapping[str, PeerClient], target: SyncTarget) -> PeerClient:
     return peers[target.region]
 
 
-async def _rule_repository(
+async def rule_repository(
     session: AsyncSession, principal: Principal, namespace: str, name: str
 ) -> Repository:
     """The source repository, when the caller may configure automatic sync on it (SWR: only the
@@ -115,13 +115,13 @@ async def create_rule(
 ) -> SyncRule:
     client = peer_for(peers, target)
     async with db.read() as session:
-        await _rule_repository(session, principal, namespace, name)
+        await rule_repository(session, principal, namespace, name)
         actor = await actor_of(session, principal)
     # The target region is asked outside any transaction, so a slow peer holds no writer; the
     # write checks the caller's rights again, as they may have changed meanwhile.
     await ask_target(client, actor, target, name, unreachable_ok=False)
     async with db.write() as session:
-        repository = await _rule_repository(session, principal, namespace, name)
+        repository = await rule_repository(session, principal, namespace, name)
         return await upsert_rule(
             session, repository, target.region, target.namespace, sync_auto, override, principal.user_id
         )
@@ -130,7 +130,7 @@ async def create_rule(
 async def delete_rule(
     session: AsyncSession, principal: Principal, namespace: str, name: str, target: SyncTarget
 ) -> None:
-    repository = await _rule_repository(session, principal, namespace, name)
+    repository = await rule_repository(session, principal, namespace, name)
     rule = await find_rule(session, repository.id, target.region, target.namespace)
     if rule is None:
         raise RuleUnknown(target, f"{namespace}/{name}")
