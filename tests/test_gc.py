@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from ferry.identity.caller import Operator
 from ferry.images import manifests
+from ferry.images.events import NoTagEvents
 from ferry.images.gc import GarbageCollector, GcPolicy
 from ferry.storage import BlobStore, FilesystemBlobStore
 from tests.support.images import Image, digest_of, make_image, make_index, push_image
@@ -265,7 +267,9 @@ async def test_keep_untagged_keeps_untagged_images_but_not_orphaned_referrers(wo
     await world.push(untagged, untagged.digest)
     await world.push(subject, subject.digest)
     await world.push(signature, signature.digest)
-    await manifests.delete_manifest(world.db, world.name, subject.digest)  # the signature dangles
+    await manifests.delete_manifest(
+        world.db, NoTagEvents(), world.name, subject.digest, Operator("", "root")
+    )  # the signature dangles
     found = await collected(world, grace_seconds=0, keep_untagged=True)
     assert found["manifest"] == {signature.digest}
     assert found["blob"] == set(signature.blobs) - set(untagged.blobs) | set(subject.blobs)

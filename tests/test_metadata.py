@@ -485,16 +485,16 @@ async def test_delete_by_digest_removes_its_tags(db: Database, uploads: Uploads,
     gone = await _put(db, image, "x", first)
     await _put(db, image, "y", first)
     kept = await _put(db, image, "z", second)
-    await manifests.delete_manifest(db, image, gone.digest)
+    await manifests.delete_manifest(db, NoTagEvents(), image, gone.digest, ROOT)
     assert await manifests.list_tags(db, image, None, None) == (["z"], False)
     for reference in ("x", "y", gone.digest):
         with pytest.raises(ManifestUnknown):
             await _get(db, image, reference)
     assert (await _get(db, image, "z")).digest == kept.digest
     with pytest.raises(ManifestUnknown):
-        await manifests.delete_manifest(db, image, gone.digest)
+        await manifests.delete_manifest(db, NoTagEvents(), image, gone.digest, ROOT)
     # Deleting a tag removes only the tag; the manifest stays.
-    await manifests.delete_manifest(db, image, "z")
+    await manifests.delete_manifest(db, NoTagEvents(), image, "z", ROOT)
     assert await manifests.list_tags(db, image, None, None) == ([], False)
     assert (await _get(db, image, kept.digest)).payload == second
     # The deleted manifest can be pushed again.

@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> web.Application:
             sync_slots.worker = worker
         gc = gc_schedule(settings, region.db, region.store)
         gc.start()
-        retention = retention_schedule(settings.retention_interval_seconds, region.db)
+        retention = retention_schedule(settings.retention_interval_seconds, region.db, region.tag_events)
         retention.start()
         reconciler = region.reconciler()
         reconciler.start()

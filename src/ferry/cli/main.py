@@ -391,12 +391,13 @@ def dev(
 
 def _register_sync() -> None:
     from ferry.cli.org_rules import org_rules_app
-    from ferry.cli.overrides import overrides_command, rollback_command
+    from ferry.cli.overrides import overrides_command, rollback_command, undelete_command
     from ferry.cli.sync import sync_app
 
     sync_app.add_typer(org_rules_app, name="org")
     sync_app.command("overrides")(overrides_command)
     sync_app.command("rollback")(rollback_command)
+    sync_app.command("undelete")(undelete_command)
     from ferry.cli.pauses import pause_command, peer_app, resume_command
 
     sync_app.command("pause")(pause_command)

@@ -59,6 +59,18 @@ def add(
     existing: Annotated[
         bool, typer.Option("--existing", help="Also copy the tags already there that the filters pass.")
     ] = False,
+    sync_deletes: Annotated[
+        bool,
+        typer.Option(
+            "--sync-deletes", help="Delete at the target the tags deleted here (only tags a sync wrote)."
+        ),
+    ] = False,
+    delete_grace: Annotated[
+        int, typer.Option(help="Seconds a deletion waits, undoable (`ferry sync undelete`).")
+    ] = 3600,
+    retention_deletes: Annotated[
+        bool, typer.Option("--retention-deletes", help="Also retention's deletions (with --sync-deletes).")
+    ] = False,
 ) -> None:
     """Create (or replace) an organization rule: every later push to a repository of ORG that
     the filters pass is copied to REGION/ORG. --repo and --tag include (repeat them), --exclude-…
@@ -69,6 +81,9 @@ def add(
         "remoteNamespace": namespace,
         "override": override,
         "syncExisting": existing,
+        "syncDeletes": sync_deletes,
+        "deleteGraceSeconds": delete_grace,
+        "syncRetentionDeletes": retention_deletes,
         "filters": {
             "repositories": {"include": repo or [], "exclude": exclude_repo or []},
             "tags": {"include": tag or [], "exclude": exclude_tag or []},
@@ -78,6 +93,9 @@ def add(
     console.print(org_rules_table([rule], f"organization rule {rule['id']} of {organization}"))
     if existing:
         console.print(f"queued {rule['queuedJobs']} copies of existing tags")
+    if sync_deletes:
+        also = " and retention's" if retention_deletes else ""
+        console.print(f"deletions here{also} reach {to} after {delete_grace} s (only tags a sync wrote)")
 
 
 @org_rules_app.command("list")

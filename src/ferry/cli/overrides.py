@@ -70,3 +70,20 @@ def rollback_command(
     path = f"{_repo_path(name)}/tags/{tag}/rollback"
     record = _run(_call(_in_region(connection, in_region).client(), "POST", path, body))
     console.print(f"{reference}: {record['previousDigest']} → {record['digest']} (rolled back)")
+
+
+@connected
+def undelete_command(
+    connection: Connection,
+    reference: Annotated[str, typer.Argument(help="ORG/REPO:TAG")],
+) -> None:
+    """Undo a tag's deletion before deletion sync reaches the targets: the waiting deletions are
+    cancelled and the tag points here again at its image, if that is still stored."""
+    name, tag = _split(reference, tag_required=True)
+    done = _run(_call(connection.client(), "POST", f"{_repo_path(name)}/tags/{tag}/undelete"))
+    restored = (
+        f"{reference} → {done['restoredDigest']} again"
+        if done["restoredDigest"]
+        else "the tag stays deleted here"
+    )
+    console.print(f"cancelled {done['cancelled']} deletion(s) at the targets; {restored}")

@@ -27,6 +27,18 @@ class TagEvents(Protocol):
         """A new manifest whose `subject` is `subject` (a signature, an SBOM) was stored."""
         ...
 
+    async def tag_removed(
+        self,
+        session: AsyncSession,
+        repository: Repository,
+        tag: str,
+        digest: str,
+        operator: Operator,
+        by_retention: bool,
+    ) -> None:
+        """A tag that pointed at `digest` was deleted (by a person, or by a retention policy)."""
+        ...
+
 
 class NoTagEvents:
     """For tools that move tags with nobody listening (tests, maintenance)."""
@@ -38,6 +50,17 @@ class NoTagEvents:
 
     async def referrer_added(
         self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
+    ) -> None:
+        return None
+
+    async def tag_removed(
+        self,
+        session: AsyncSession,
+        repository: Repository,
+        tag: str,
+        digest: str,
+        operator: Operator,
+        by_retention: bool,
     ) -> None:
         return None
 
@@ -60,3 +83,15 @@ class FanOut:
     ) -> None:
         for listener in self.listeners:
             await listener.referrer_added(session, repository, subject, operator)
+
+    async def tag_removed(
+        self,
+        session: AsyncSession,
+        repository: Repository,
+        tag: str,
+        digest: str,
+        operator: Operator,
+        by_retention: bool,
+    ) -> None:
+        for listener in self.listeners:
+            await listener.tag_removed(session, repository, tag, digest, operator, by_retention)

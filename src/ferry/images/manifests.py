@@ -17,7 +17,7 @@ from ferry.images.events import TagEvents
 from ferry.images.lookups import StoredManifest
 from ferry.images.manifest_format import OCI_INDEX, ParsedManifest, parse_manifest
 from ferry.images.repositories import repository_for_push, require_repository
-from ferry.images.tags import TagMove, move_tag
+from ferry.images.tags import TagMove, move_tag, remove_tag, remove_tags_of
 from ferry.metadata.db import Database
 from ferry.metadata.models import (
     Blob,
@@ -184,22 +184,20 @@ async def get_manifest(db: Database, image: ImageName, reference: str) -> Stored
     return await lookups.manifest(db, image, reference, by_digest=is_digest(reference))
 
 
-async def delete_manifest(db: Database, image: ImageName, reference: str) -> None:
-    """By digest: the manifest and every tag on it. By tag: only the tag."""
+async def delete_manifest(
+    db: Database, events: TagEvents, image: ImageName, reference: str, operator: Operator
+) -> None:
+    """By digest: the manifest and every tag on it. By tag: only the tag. `events` hears of each
+    tag removed."""
     check_reference(reference, lookup=True)
     async with db.write() as session:
         repository = await require_repository(session, image)
         if not is_digest(reference):
-            result = await session.execute(
-                delete(Tag).where(Tag.repository_id == repository.id, Tag.name == reference)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if not await remove_tag(session, events, repository, reference, operator):
                 raise ManifestUnknown(reference)
             return
         manifest = await resolve(session, repository.id, reference)
-        await session.execute(
-            delete(Tag).where(Tag.repository_id == repository.id, Tag.digest == manifest.digest)
-        )
+        await remove_tags_of(session, events, repository, manifest.digest, operator)
         await session.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest.id))
         await session.delete(manifest)
 

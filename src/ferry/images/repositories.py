@@ -131,10 +131,10 @@ async def delete_repository(session: AsyncSession, principal: Principal, namespa
 
 
 async def delete_tag(
-    session: AsyncSession, principal: Principal, namespace: str, name: str, tag: str
+    session: AsyncSession, events: TagEvents, principal: Principal, namespace: str, name: str, tag: str
 ) -> None:
     _, repository = await repository_for(session, principal, namespace, name, EDIT)
-    if not await remove_tag(session, repository.id, tag):
+    if not await remove_tag(session, events, repository, tag, principal.operator):
         raise TagUnknown(tag)
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from ferry.identity.caller import EDIT, READ
+from ferry.identity.caller import EDIT, READ, Operator
 from ferry.identity.service import Principal
+from ferry.images.events import TagEvents
 from ferry.images.repositories import repository_for
 from ferry.images.retention_rules import (
     RetentionExists,
@@ -31,6 +32,8 @@ from ferry.metadata.db import Database
 from ferry.metadata.models import Organization, Repository, Retention, RetentionHistory, Tag, utcnow
 from ferry.observability import metrics
 
+# Who a retention policy's deletions are by, as events and records name operators.
+RETENTION = Operator("", "retention")
 log = logging.getLogger("ferry.retention")
 
 
@@ -159,7 +162,7 @@ async def _tags(session: AsyncSession, repository_id: int) -> list[TagAge]:
     return [TagAge(name, digest, updated_at) for name, digest, updated_at in rows.all()]
 
 
-async def _apply(session: AsyncSession, retention: Retention, now: datetime) -> RunReport:
+async def _apply(session: AsyncSession, events: TagEvents, retention: Retention, now: datetime) -> RunReport:
     """Deletes what the policy does not keep, each with its history row, in this transaction."""
     repository = await session.get(Repository, retention.repository_id)
     assert repository is not None
@@ -169,7 +172,9 @@ async def _apply(session: AsyncSession, retention: Retention, now: datetime) -> 
     rule_type, deleted = policy.rule_type(), []
     for tag in policy.doomed(await _tags(session, repository.id), now):
         # Only while the tag still points where it did when judged: a push meanwhile wins.
-        if not await remove_tag(session, repository.id, tag.name, tag.digest):
+        if not await remove_tag(
+            session, events, repository, tag.name, RETENTION, tag.digest, by_retention=True
+        ):
             continue
         session.add(
             RetentionHistory(
@@ -198,7 +203,7 @@ async def _apply(session: AsyncSession, retention: Retention, now: datetime) -> 
 
 
 async def _claim_and_apply(
-    db: Database, retention_id: int, trigger: str, interval_seconds: float | None = None
+    db: Database, events: TagEvents, retention_id: int, trigger: str, interval_seconds: float | None = None
 ) -> RunReport | None:
     """Moves the policy's last_run_at (only when it is due, given an interval) and, when that
     moved it, runs the policy in the same transaction; None when it was gone or not due.
@@ -214,25 +219,27 @@ async def _claim_and_apply(
             return None
         retention = await session.get(Retention, retention_id)
         assert retention is not None
-        report = await _apply(session, retention, now)
+        report = await _apply(session, events, retention, now)
     metrics.RETENTION_RUNS.labels(trigger).inc()
     metrics.RETENTION_DELETED_TAGS.inc(len(report.deleted))
     return report
 
 
-async def run_retention(db: Database, retention_id: int, trigger: str = "demand") -> RunReport | None:
+async def run_retention(
+    db: Database, events: TagEvents, retention_id: int, trigger: str = "demand"
+) -> RunReport | None:
     """Runs the policy now (on demand, or right after it is set); None when it is gone."""
-    return await _claim_and_apply(db, retention_id, trigger)
+    return await _claim_and_apply(db, events, retention_id, trigger)
 
 
-async def run_due(db: Database, interval_seconds: float) -> list[RunReport]:
+async def run_due(db: Database, events: TagEvents, interval_seconds: float) -> list[RunReport]:
     """Every policy not run for `interval_seconds`, each claimed by a conditional update so that
     one process of the region runs it, whichever processes run the schedule."""
     async with db.read() as session:
         due = list(await session.scalars(select(Retention.id).where(_due(utcnow(), interval_seconds))))
     reports = []
     for retention_id in due:
-        report = await _claim_and_apply(db, retention_id, "schedule", interval_seconds)
+        report = await _claim_and_apply(db, events, retention_id, "schedule", interval_seconds)
         if report is not None:  # else another process ran it meanwhile, or it is gone
             reports.append(report)
     return reports
@@ -243,41 +250,47 @@ def _due(now: datetime, interval_seconds: float) -> ColumnElement[bool]:
     return or_(Retention.last_run_at.is_(None), Retention.last_run_at <= cutoff)
 
 
-async def _apply_now(db: Database, retention_id: int) -> RunReport | None:
+async def _apply_now(db: Database, events: TagEvents, retention_id: int) -> RunReport | None:
     """A policy takes effect when it is set (SWR's user guide); the schedule retries a failure."""
     try:
-        return await run_retention(db, retention_id, "set")
+        return await run_retention(db, events, retention_id, "set")
     except Exception:
         log.exception("retention %d could not run; the schedule runs it later", retention_id)
         return None
 
 
 async def set_retention(
-    db: Database, principal: Principal, namespace: str, name: str, policy: RetentionPolicy
+    db: Database, events: TagEvents, principal: Principal, namespace: str, name: str, policy: RetentionPolicy
 ) -> int:
     """Creates the repository's policy and runs it once; its id."""
     async with db.write() as session:
         retention_id = (await create_retention(session, principal, namespace, name, policy)).id
-    await _apply_now(db, retention_id)
+    await _apply_now(db, events, retention_id)
     return retention_id
 
 
 async def change_retention(
-    db: Database, principal: Principal, namespace: str, name: str, retention_id: int, policy: RetentionPolicy
+    db: Database,
+    events: TagEvents,
+    principal: Principal,
+    namespace: str,
+    name: str,
+    retention_id: int,
+    policy: RetentionPolicy,
 ) -> None:
     """Replaces the policy's rules and runs it once."""
     async with db.write() as session:
         await update_retention(session, principal, namespace, name, retention_id, policy)
-    await _apply_now(db, retention_id)
+    await _apply_now(db, events, retention_id)
 
 
 async def run_now(
-    db: Database, principal: Principal, namespace: str, name: str, retention_id: int
+    db: Database, events: TagEvents, principal: Principal, namespace: str, name: str, retention_id: int
 ) -> RunReport:
     """Runs the policy on demand, for a caller who may delete the repository's tags."""
     async with db.read() as session:
         await authorize_run(session, principal, namespace, name, retention_id)
-    report = await run_retention(db, retention_id)
+    report = await run_retention(db, events, retention_id)
     if report is None:  # deleted between the check and the run
         raise RetentionUnknown(retention_id, f"{namespace}/{name}")
     return report

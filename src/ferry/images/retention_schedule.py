@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ferry.images.events import TagEvents
 from ferry.images.periodic import Periodic
 from ferry.images.retention import run_due
 from ferry.metadata.db import Database
@@ -18,9 +19,9 @@ log = logging.getLogger("ferry.retention")
 MAX_LOOK_SECONDS = 60.0
 
 
-def retention_schedule(interval_seconds: float, db: Database) -> Periodic:
+def retention_schedule(interval_seconds: float, db: Database, events: TagEvents) -> Periodic:
     async def run_policies_due() -> None:
-        await run_due(db, interval_seconds)
+        await run_due(db, events, interval_seconds)
 
     look = min(interval_seconds, MAX_LOOK_SECONDS)
     return Periodic("retention", look, run_policies_due, log)

@@ -56,11 +56,32 @@ async def move_tag(
     return move
 
 
-async def remove_tag(session: AsyncSession, repository_id: int, name: str, digest: str | None = None) -> bool:
+async def remove_tag(
+    session: AsyncSession,
+    events: TagEvents,
+    repository: Repository,
+    name: str,
+    operator: Operator,
+    digest: str | None = None,
+    by_retention: bool = False,
+) -> bool:
     """Deletes the tag (only while it points at `digest`, when given: a tag moved meanwhile
-    stays); False when there was no such tag. The manifest stays for GC to judge."""
-    statement = delete(Tag).where(Tag.repository_id == repository_id, Tag.name == name)
+    stays) and tells `events`; False when there was no such tag. The manifest stays for GC to
+    judge."""
+    statement = delete(Tag).where(Tag.repository_id == repository.id, Tag.name == name)
     if digest is not None:
         statement = statement.where(Tag.digest == digest)
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    removed = (await session.execute(statement.returning(Tag.digest))).scalar()
+    if removed is None:
+        return False
+    await events.tag_removed(session, repository, name, removed, operator, by_retention)
+    return True
+
+
+async def remove_tags_of(
+    session: AsyncSession, events: TagEvents, repository: Repository, digest: str, operator: Operator
+) -> None:
+    """Deletes every tag on the manifest `digest` (a delete by digest) and tells `events` of each."""
+    statement = delete(Tag).where(Tag.repository_id == repository.id, Tag.digest == digest)
+    for name in (await session.execute(statement.returning(Tag.name))).scalars().all():
+        await events.tag_removed(session, repository, name, digest, operator, False)

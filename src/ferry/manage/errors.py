@@ -13,7 +13,7 @@ from ferry.images import overrides
 from ferry.images import retention_rules as retention
 from ferry.metadata.db import DatabaseFull
 from ferry.storage import StorageFull
-from ferry.sync import cancel, filters, org_rules, rules
+from ferry.sync import cancel, deletion, filters, org_rules, rules
 from ferry.sync.authorization import SyncRefused
 from ferry.webhooks import errors as webhooks
 
@@ -61,6 +61,7 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     rules.TargetNamespaceInvalid: _said(400, "SVCSTG.SWR.4001028"),
     rules.RuleUnknown: _said(404, "SVCSTG.SWR.4040083"),
     org_rules.OrgRuleUnknown: _said(404, "SVCSTG.SWR.4040083"),
+    deletion.NothingToUndo: _said(404, "SVCSTG.SWR.4040083"),
     filters.FilterInvalid: _said(400, "SVCSTG.SWR.4001025"),
     cancel.SyncJobUnknown: _said(404, "SVCSTG.SWR.4040083"),
     cancel.SyncJobFinished: _said(409, "SVCSTG.SWR.4090000"),

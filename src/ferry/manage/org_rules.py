@@ -19,6 +19,7 @@ from ferry.sync import filters, org_rules, pauses
 RULES = "/v2/manage/namespaces/{namespace}/sync_rules"
 RULE = RULES + "/{rule_id}"
 TAG = "sync"
+MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 class NamePatterns(BaseModel):
@@ -39,6 +40,10 @@ class CreateOrgRuleBody(SyncTarget):
     filters: RuleFilters = Field(default_factory=RuleFilters)
     # Also queue a copy of every tag already in the organization that the filters pass.
     sync_existing: bool = Field(default=False, alias="syncExisting")
+    # Opt-in deletion sync (README "Deletion sync").
+    sync_deletes: bool = Field(default=False, alias="syncDeletes")
+    delete_grace_seconds: int = Field(default=3600, ge=0, le=MAX_GRACE_SECONDS, alias="deleteGraceSeconds")
+    sync_retention_deletes: bool = Field(default=False, alias="syncRetentionDeletes")
 
 
 class OrgRuleView(BaseModel):
@@ -49,6 +54,9 @@ class OrgRuleView(BaseModel):
     syncAuto: bool
     override: bool
     filters: RuleFilters
+    syncDeletes: bool
+    deleteGraceSeconds: int
+    syncRetentionDeletes: bool
     paused: bool
     createdAt: str
     updatedAt: str
@@ -67,6 +75,9 @@ def _view(rule: OrgSyncRule, namespace: str, paused: bool = False) -> dict[str, 
         "syncAuto": True,
         "override": rule.override,
         "filters": RuleFilters.model_validate(filters.from_json(rule.filters).as_json()),
+        "syncDeletes": rule.sync_deletes,
+        "deleteGraceSeconds": rule.delete_grace_seconds,
+        "syncRetentionDeletes": rule.sync_retention_deletes,
         "paused": paused,
         "createdAt": rfc3339(rule.created_at),
         "updatedAt": rfc3339(rule.updated_at),
@@ -90,6 +101,7 @@ async def create_org_rule(request: web.Request, principal: Principal) -> web.Res
         body.override,
         rule_filter,
         body.sync_existing,
+        org_rules.DeletionSync(body.sync_deletes, body.delete_grace_seconds, body.sync_retention_deletes),
     )
     return json_response(OrgRuleCreated.model_validate(_view(rule, namespace) | {"queuedJobs": queued}))
 

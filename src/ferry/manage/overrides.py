@@ -1,4 +1,5 @@
-"""Backup before overwrite (Ferry's extension): a tag's override history, and rollback."""
+"""Putting a tag back (Ferry's extensions): a tag's override history and rollback (backup
+before overwrite), and undoing a deletion before deletion sync reaches the targets."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ferry.manage.schemas import Body, rfc3339
 from ferry.metadata.models import TagOverride
 from ferry.names import is_digest
 from ferry.state import state
+from ferry.sync import deletion
 
 TAG_PATH = "/v2/manage/namespaces/{namespace}/repos/{repository}/tags/{tag}"
 TAG = "sync"
@@ -73,6 +75,19 @@ async def rollback_tag(request: web.Request, principal: Principal) -> web.Respon
     return json_response(view)
 
 
+class UndeletedView(BaseModel):
+    restoredDigest: str | None  # what the tag points at here again (None: its image is gone)
+    cancelled: int  # deletions that will not reach their targets
+
+
+async def undelete_tag(request: web.Request, principal: Principal) -> web.Response:
+    namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
+    app = state(request)
+    async with app.db.write() as session:
+        done = await deletion.undelete(session, app.tag_events, principal, namespace, name, tag)
+    return json_response(UndeletedView(restoredDigest=done.restored, cancelled=done.cancelled))
+
+
 OPERATIONS = [
     authenticated(
         list_overrides,
@@ -91,6 +106,16 @@ OPERATIONS = [
         "its history (Ferry extension; edit rights, as a push)",
         body=RollbackBody,
         response=OverrideView,
+        tag=TAG,
+    ),
+    authenticated(
+        undelete_tag,
+        "POST",
+        TAG_PATH + "/undelete",
+        "Undo a tag's deletion within deletion sync's grace period: the deletions waiting to reach "
+        "the targets are cancelled and the tag points here again at its image, if still stored "
+        "(Ferry extension; edit rights)",
+        response=UndeletedView,
         tag=TAG,
     ),
 ]

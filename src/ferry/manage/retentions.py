@@ -146,7 +146,9 @@ def _log_view(entry: RetentionHistory) -> RetentionLogView:
 async def create_retention(request: web.Request, principal: Principal) -> web.Response:
     namespace, name = namespace_param(request), repository_param(request)
     policy = _policy(await parse_body(request, RetentionBody))
-    retention_id = await retention.set_retention(state(request).db, principal, namespace, name, policy)
+    retention_id = await retention.set_retention(
+        state(request).db, state(request).tag_events, principal, namespace, name, policy
+    )
     return json_response(RetentionCreated(id=retention_id), status=201)
 
 
@@ -175,7 +177,9 @@ async def update_retention(request: web.Request, principal: Principal) -> web.Re
         _retention_id(request),
     )
     policy = _policy(await parse_body(request, RetentionBody))
-    await retention.change_retention(state(request).db, principal, namespace, name, retention_id, policy)
+    await retention.change_retention(
+        state(request).db, state(request).tag_events, principal, namespace, name, retention_id, policy
+    )
     return web.Response(status=201)
 
 
@@ -214,7 +218,9 @@ async def run_retention(request: web.Request, principal: Principal) -> web.Respo
         repository_param(request),
         _retention_id(request),
     )
-    report = await retention.run_now(state(request).db, principal, namespace, name, retention_id)
+    report = await retention.run_now(
+        state(request).db, state(request).tag_events, principal, namespace, name, retention_id
+    )
     deleted = [DeletedTag(tag=d.tag, digest=d.digest) for d in report.deleted]
     return json_response(RetentionRun(id=report.retention_id, deleted=deleted))
 

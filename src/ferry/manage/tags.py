@@ -93,7 +93,7 @@ async def show_repo_tag(request: web.Request, principal: Principal) -> web.Respo
 async def delete_repo_tag(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.write() as session:
-        await repositories.delete_tag(session, principal, namespace, name, tag)
+        await repositories.delete_tag(session, state(request).tag_events, principal, namespace, name, tag)
     return web.Response(status=204)
 
 

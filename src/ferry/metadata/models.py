@@ -252,6 +252,11 @@ class OrgSyncRule(Base):
     override: Mapped[bool] = mapped_column(Boolean, default=False)
     # RuleFilter.as_json(): {"repositories": {"include": [...], "exclude": [...]}, "tags": {...}}
     filters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Opt-in deletion sync (sync/deletion.py): a tag deleted here is deleted at the target after
+    # the grace period, only where the target's tag holds what a sync from here wrote.
+    sync_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
+    delete_grace_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    sync_retention_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
     creator_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -77,7 +77,9 @@ async def read_whole_body(request: web.Request, limit: int, what: str) -> bytes:
 
 @requires("delete")
 async def delete_manifest(request: web.Request, caller: Caller) -> web.Response:
-    await manifests.delete_manifest(state(request).db, image_of(request), request.match_info["reference"])
+    app = state(request)
+    reference = request.match_info["reference"]
+    await manifests.delete_manifest(app.db, app.tag_events, image_of(request), reference, caller.operator)
     return web.Response(status=202)
 
 

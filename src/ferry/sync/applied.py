@@ -32,6 +32,10 @@ class AppliedRule:
     # An organization rule's: its id and tag filter (its repository filter was passed already).
     organization_rule_id: int | None = None
     tags: NameFilter = field(default_factory=NameFilter)
+    # Deletion sync (an organization rule's, opt-in): sync/deletion.py.
+    sync_deletes: bool = False
+    delete_grace_seconds: int = 0
+    sync_retention_deletes: bool = False
 
     def copies(self, tag: str) -> bool:
         return self.tags.passes(tag)
@@ -82,6 +86,9 @@ async def applied_rules(session: AsyncSession, repository_ids: Sequence[int] | N
                 creator_id=rule.creator_id,
                 organization_rule_id=rule.id,
                 tags=rule_filter.tags,
+                sync_deletes=rule.sync_deletes,
+                delete_grace_seconds=rule.delete_grace_seconds,
+                sync_retention_deletes=rule.sync_retention_deletes,
             )
         )
     return applied

@@ -56,7 +56,9 @@ async def check_target(client: PeerClient, actor: Actor, namespace: str, reposit
 async def job_actor(db: Database, job: SyncJob) -> Actor:
     """The actor of a job about to run, after checking what it may still do here."""
     source = ImageName(job.namespace, job.repo_name)
-    return await _checked_actor(db, job.actor_id, source, job.repository_id, rule_owner=job.trigger == "auto")
+    return await _checked_actor(
+        db, job.actor_id, source, job.repository_id, rule_owner=job.trigger in ("auto", "delete")
+    )
 
 
 async def rule_actor(db: Database, rule: AppliedRule, source: ImageName) -> Actor:

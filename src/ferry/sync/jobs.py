@@ -15,11 +15,13 @@ from ferry.storage import BlobStore
 from ferry.sync import joblog, jobmetrics, pacing, reasons
 from ferry.sync.authorization import SyncRefused, job_actor
 from ferry.sync.copier import SMALL_BLOB_BYTES, TagCopy
+from ferry.sync.deletion import delete_at_target
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor
 from ferry.sync.queue import JobQueue, Outcome
 from ferry.sync.source import LocalSource
 from ferry.sync.target import Target
+from ferry.sync.triggers import DELETE
 
 log = logging.getLogger("ferry.sync")
 
@@ -177,11 +179,14 @@ class JobRunner:
         if target is None:
             message = f"region {job.remote_region_id} is not a peer"
             return Outcome(JobStatus.FAILED, message, reason=reasons.NOT_PEER)
+        memory = QueueMemory(self.queue, job)
+        if job.trigger == DELETE:
+            return await delete_at_target(job, target, memory.ever_copied)
         source = LocalSource(self.db, self.store, job.repository_id, f"{job.namespace}/{job.repo_name}")
         copy = TagCopy(
             source,
             target,
-            QueueMemory(self.queue, job),
+            memory,
             self.chunk_bytes,
             job.remote_region_id,
             repair=job.trigger == "repair",

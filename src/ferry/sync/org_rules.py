@@ -10,6 +10,7 @@ when it runs (sync/authorization.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,16 @@ from ferry.sync.triggers import Target, enqueue
 PROBE_REPOSITORY = "sync-rule-check"
 
 
+@dataclass(frozen=True)
+class DeletionSync:
+    """Opt-in: tags deleted here are deleted at the target after `grace_seconds`, only where the
+    target's tag holds what a sync from here wrote; retention's deletions only with `retention`."""
+
+    enabled: bool = False
+    grace_seconds: int = 3600
+    retention: bool = False
+
+
 class OrgRuleUnknown(RuleError):
     def __init__(self, namespace: str, rule_id: int) -> None:
         super().__init__(f"no organization sync rule {rule_id} in organization {namespace}")
@@ -66,6 +77,7 @@ async def create_org_rule(
     override: bool,
     rule_filter: RuleFilter,
     sync_existing: bool,
+    deletes: DeletionSync | None = None,
 ) -> tuple[OrgSyncRule, int]:
     """The stored rule (a second create for the same target replaces its switches and filters),
     and how many jobs `sync_existing` queued for the tags already there."""
@@ -91,6 +103,9 @@ async def create_org_rule(
             )
             session.add(rule)
         rule.override, rule.filters, rule.creator_id = override, rule_filter.as_json(), principal.user_id
+        deletes = deletes or DeletionSync()
+        rule.sync_deletes, rule.delete_grace_seconds = deletes.enabled, deletes.grace_seconds
+        rule.sync_retention_deletes = deletes.retention
         rule.updated_at = utcnow()
         await session.flush()
         queued = (

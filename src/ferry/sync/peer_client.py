@@ -366,7 +366,18 @@ class PeerClient:
                 f"region {self.peer.id} asks for {scheme or 'no'} auth", retryable=False, status=401
             )
         values = dict(re.findall(r'(\w+)="([^"]*)"', params))
-        query = {"service": values.get("service", ""), "scope": f"repository:{repository}:pull,push"}
+        # pull and push for a copy, and whatever else the challenge asks on this repository (a
+        # deletion sync's delete): the token has no more rights than the call needs.
+        actions = {"pull", "push"}
+        for scope in values.get("scope", "").split(" "):
+            kind, _, rest = scope.partition(":")
+            named, _, wanted = rest.rpartition(":")
+            if kind == "repository" and named == repository:
+                actions |= {a for a in wanted.split(",") if a in ("pull", "push", "delete")}
+        wanted_scope = (
+            f"repository:{repository}:{','.join(sorted(actions, key=['pull', 'push', 'delete'].index))}"
+        )
+        query = {"service": values.get("service", ""), "scope": wanted_scope}
         if actor is not None:
             query |= {"acting_account": actor.account, "acting_user": actor.user}
         realm = values.get("realm", self.base + "/v2/token")

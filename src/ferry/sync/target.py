@@ -129,6 +129,11 @@ class Target(Protocol):
         Docker-Content-Digest), None when it does not say."""
         ...
 
+    async def delete_tag(self, tag: str) -> bool:
+        """Deletes the tag there (the manifest stays for its garbage collection); False when it
+        was not there."""
+        ...
+
 
 def refused(what: str, response: PeerResponse) -> PeerError:
     return PeerError(
@@ -230,6 +235,14 @@ class OciTarget:
         if response.status != 202 or "Location" not in response.headers:
             raise refused(f"uploading {digest}", response)
         return response.headers["Location"]
+
+    async def delete_tag(self, tag: str) -> bool:
+        response = await self._call("DELETE", f"/v2/{self.repository}/manifests/{tag}")
+        if response.status == 404:
+            return False
+        if response.status not in (200, 202):
+            raise refused(f"deleting {self.repository}:{tag}", response)
+        return True
 
     async def abort_upload(self, location: str) -> None:
         response = await self._call("DELETE", location)

@@ -9,6 +9,7 @@ new referrers to (images.events.TagEvents); every job recorded wakes the workers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, select
@@ -24,11 +25,16 @@ from ferry.metadata.models import (
     Repository,
     SyncJob,
     Tag,
+    utcnow,
 )
 from ferry.observability import metrics
+from ferry.sync import reasons
 from ferry.sync.applied import AppliedRule, applied_rules
+from ferry.sync.queue import cancel_jobs
 from ferry.sync.wakeup import jobs_recorded
 
+# The trigger of a deletion sync's job (sync/deletion.py runs it).
+DELETE = "delete"
 # Jobs a transaction recorded, counted in ferry_sync_jobs_created_total once it commits.
 CREATED = "ferry.sync.jobs_created"
 
@@ -61,8 +67,12 @@ async def enqueue(
     target: Target,
     trigger: str,
     operator: Operator,
+    due_at: datetime | None = None,
+    digest: str | None = None,
 ) -> SyncJob | None:
-    """A waiting job for the tag and target, unless one is already waiting (it will copy the newest)."""
+    """A waiting job for the tag and target, unless one of the same kind (a copy, or a
+    deletion) is already waiting (a copy will copy the newest). `due_at`: not before then."""
+    same_kind = SyncJob.trigger == DELETE if trigger == DELETE else SyncJob.trigger != DELETE
     waiting = await session.scalar(
         select(SyncJob).where(
             SyncJob.repository_id == repository.id,
@@ -70,6 +80,7 @@ async def enqueue(
             SyncJob.remote_namespace == target.namespace,
             SyncJob.tag == tag,
             SyncJob.status == JobStatus.WAITING,
+            same_kind,
             # Only a job acting for the same user stands in: another's might be refused.
             SyncJob.actor_id.is_(None) if target.actor_id is None else SyncJob.actor_id == target.actor_id,
         )
@@ -92,7 +103,10 @@ async def enqueue(
         operator_id=operator.id,
         operator_name=operator.name,
         actor_id=target.actor_id,
+        digest=digest,
     )
+    if due_at is not None:
+        job.next_attempt_at = due_at
     session.add(job)
     await session.flush()
     await jobs_recorded(session)
@@ -108,7 +122,45 @@ async def auto_rules(session: AsyncSession, repository_id: int) -> list[AppliedR
 async def tag_moved(session: AsyncSession, repository: Repository, tag: str, operator: Operator) -> None:
     for rule in await auto_rules(session, repository.id):
         if rule.copies(tag):
+            if rule.sync_deletes:
+                await _cancel_deletion(session, repository, tag, rule)
             await enqueue(session, repository, tag, rule_target(rule), "auto", operator)
+
+
+async def tag_removed(
+    session: AsyncSession,
+    repository: Repository,
+    tag: str,
+    digest: str,
+    operator: Operator,
+    by_retention: bool,
+) -> None:
+    """Deletion sync (opt-in per organization rule): a deletion job, due after the rule's grace
+    period, that deletes the target's tag only if it still holds what a sync from here wrote."""
+    for rule in await auto_rules(session, repository.id):
+        if not (rule.sync_deletes and rule.copies(tag)) or (by_retention and not rule.sync_retention_deletes):
+            continue
+        due = utcnow() + timedelta(seconds=rule.delete_grace_seconds)
+        await enqueue(
+            session, repository, tag, rule_target(rule), DELETE, operator, due_at=due, digest=digest
+        )
+
+
+async def _cancel_deletion(
+    session: AsyncSession, repository: Repository, tag: str, rule: AppliedRule
+) -> None:
+    """The tag is back before its deletion was due: the deletion is void."""
+    await cancel_jobs(
+        session,
+        SyncJob.repository_id == repository.id,
+        SyncJob.remote_region_id == rule.remote_region_id,
+        SyncJob.remote_namespace == rule.remote_namespace,
+        SyncJob.tag == tag,
+        SyncJob.trigger == DELETE,
+        SyncJob.status == JobStatus.WAITING,
+        reason=reasons.CANCELLED,
+        message="cancelled: the tag was pushed again before its deletion was due; nothing deleted",
+    )
 
 
 def rule_target(rule: AppliedRule) -> Target:
@@ -161,3 +213,14 @@ class SyncTriggers:
         self, session: AsyncSession, repository: Repository, subject: str, operator: Operator
     ) -> None:
         await referrer_added(session, repository, subject, operator)
+
+    async def tag_removed(
+        self,
+        session: AsyncSession,
+        repository: Repository,
+        tag: str,
+        digest: str,
+        operator: Operator,
+        by_retention: bool,
+    ) -> None:
+        await tag_removed(session, repository, tag, digest, operator, by_retention)

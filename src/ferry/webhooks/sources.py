@@ -41,6 +41,17 @@ class WebhookTagEvents:
     ) -> None:
         return None
 
+    async def tag_removed(
+        self,
+        session: AsyncSession,
+        repository: Repository,
+        tag: str,
+        digest: str,
+        operator: Operator,
+        by_retention: bool,
+    ) -> None:
+        return None
+
 
 def _lag_seconds(job: SyncJob, visible_at: datetime | None) -> float | None:
     if visible_at is None:
@@ -51,6 +62,8 @@ def _lag_seconds(job: SyncJob, visible_at: datetime | None) -> float | None:
 def job_event_types(status: str, reason: str | None, trigger: str) -> list[str]:
     """The events a job's final status makes: a success is `tag.synced` (and, for a repair job,
     which only succeeds by copying something, `drift.repaired`); a conflict; a failure."""
+    if trigger == "delete":  # deletion sync: only its failure is news
+        return [events.SYNC_FAILED] if status in (JobStatus.FAILED, JobStatus.TIMEOUT) else []
     if status == JobStatus.SUCCESS:
         return [events.TAG_SYNCED] + ([events.DRIFT_REPAIRED] if trigger == "repair" else [])
     if status == JobStatus.EXISTED and reason == "conflict":
