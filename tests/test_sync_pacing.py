@@ -1,18 +1,22 @@
 """Sync steering between real regions: a peer that throttles (429 with Retry-After) slows down
 only itself (the throttled one behind a proxy that answers every third request with 429 and
-`Retry-After: 2`), and a fresh push goes ahead of a big manual sync.
+`Retry-After: 2`); a peer that says it is out of requests (RateLimit-Remaining: 0) gets none
+until its reset, and a peer's job cap holds; a fresh push goes ahead of a big manual sync.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from tests.support.images import make_image, push_image, put_manifest
 from tests.support.regions import make_regions
 from tests.support.registry_client import RegistryClient
-from tests.support.server import ADMIN_PASSWORD
+from tests.support.server import ADMIN_PASSWORD, FerryServer
 from tests.support.sync_helpers import FINAL, create_org, create_repo, create_rule, manual_sync, wait_for
 from tests.support.throttle_proxy import ThrottleProxy
 from tests.test_sync_faults import Records, started, tag_digest
@@ -78,6 +82,72 @@ def test_a_throttling_peer_is_held_off_by_every_job_and_slows_no_other_peer(tmp_
             # The healthy peer never waited for the throttled one: each image got there well
             # before a single Retry-After would have let it.
             assert max(seen_at_c.values()) < proxy.retry_after, seen_at_c
+            # Fewer jobs at once to the throttling peer (AIMD), all of them to the healthy one.
+            assert peer_concurrency(regions[A], B) < 32 == peer_concurrency(regions[A], C)
+    finally:
+        proxy.stop()
+
+
+def peer_concurrency(server: FerryServer, region: str) -> float:
+    """ferry_sync_peer_concurrency for `region` in the server's /metrics."""
+    text = requests.get(f"{server.url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("ferry_sync_peer_concurrency{") and f'target_region="{region}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no ferry_sync_peer_concurrency for {region}")
+
+
+def job_overlap(jobs: list[dict[str, Any]]) -> int:
+    """The most jobs that ran at the same moment, from their startedAt and finishedAt."""
+    moments = []
+    for job in jobs:
+        moments.append((_moment(job["startedAt"]), 1))
+        moments.append((_moment(job["finishedAt"]), -1))
+    running = most = 0
+    for _, change in sorted(moments):
+        running += change
+        most = max(most, running)
+    return most
+
+
+def _moment(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_peer_out_of_requests_gets_none_before_its_reset_and_a_job_cap_holds(tmp_path: Path) -> None:
+    proxy = ThrottleProxy(every=0, rate_limited_every=5, rate_limit_reset=1.5, delay=0.05).start()
+    try:
+        regions = make_regions(
+            tmp_path, [A, B], peer_urls={(A, B): proxy.url}, peer_fields={(A, B): {"max_jobs": 2}}
+        )
+        with started(regions):
+            proxy.upstream = regions[B].url
+            for region in (A, B):
+                create_org(regions[region], NS)
+            create_repo(regions[A], NS, REPO)
+            assert create_rule(regions[A], NS, REPO, B, NS, sync_auto=True) == 200
+            source = RegistryClient(regions[A].url, "admin", ADMIN_PASSWORD)
+            images = {f"r{i}": make_image(f"rate-limited-{i}") for i in range(6)}
+            for tag, image in images.items():
+                push_image(source, NAME, tag, image)
+
+            records = Records(regions[A], A, NS, REPO)
+
+            def all_final() -> list[dict[str, Any]] | None:
+                jobs = records.jobs()
+                return jobs if len(jobs) == len(images) and all(j["status"] in FINAL for j in jobs) else None
+
+            jobs = wait_for(all_final, "every job to reach a final state", 120)
+            assert all(j["status"] == "success" for j in jobs), [(j["tag"], j["message"]) for j in jobs]
+            assert proxy.rate_limited(), "the proxy said the peer was out of requests"
+            early = [
+                (round(limited, 3), round(sent - limited, 3))
+                for limited in proxy.rate_limited()
+                for sent in proxy.forwarded()
+                if limited + proxy.delay + IN_FLIGHT_SECONDS < sent < limited + proxy.rate_limit_reset - 0.05
+            ]
+            assert not early, f"requests reached the peer before its RateLimit-Reset: {early}"
+            assert job_overlap(jobs) <= 2, "more than max_jobs jobs ran at once to the capped peer"
     finally:
         proxy.stop()
 

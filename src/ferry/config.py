@@ -121,6 +121,10 @@ class Peer(BaseModel):
     # another cap (README, "Bandwidth caps"). `ferry serve --workers N` gives each process 1/N.
     bandwidth: int | None = None
     bandwidth_windows: list[BandwidthWindow] = Field(default_factory=list)
+    # Jobs each process runs at once to this peer (None: as many as it has slots), lowered while
+    # the peer throttles (sync/concurrency.py); connections each process keeps open to it.
+    max_jobs: int | None = Field(default=None, ge=1)
+    max_connections: int = Field(default=100, ge=1)
 
     @field_validator("bandwidth", mode="before")
     @classmethod

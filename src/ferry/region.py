@@ -60,7 +60,9 @@ def open_region(settings: Settings) -> Region:
         Database(settings.resolved_database_url()),
         open_store(settings),
         {
-            peer.id: PeerClient(peer, settings.sync_stall_seconds, settings.sync_bandwidth_share)
+            peer.id: PeerClient(
+                peer, settings.sync_stall_seconds, settings.sync_bandwidth_share, settings.sync_workers
+            )
             for peer in settings.peer_regions()
         },
         # A tag move records its sync jobs and its webhook deliveries in its own transaction.

@@ -1,6 +1,7 @@
 """A reverse proxy in front of a real region that answers every Nth request itself with
-429 and Retry-After (a peer throttling its clients), can hold each request a moment (a slow
-link), and records when each request arrived.
+429 and Retry-After (a peer throttling its clients), can mark every Mth answer
+`RateLimit-Remaining: 0`, can hold each request a moment (a slow link), and records when each
+request arrived.
 
 It runs its own event loop in a thread, on a free 127.0.0.1 port. Bodies are small in the tests
 that use it, so it reads each one whole before forwarding.
@@ -28,6 +29,7 @@ class Arrival:
     method: str
     path: str
     status: int  # what the client got
+    rate_limited: bool = False  # the answer said RateLimit-Remaining: 0
 
 
 @dataclass
@@ -36,9 +38,13 @@ class ThrottleProxy:
     retry_after: float = 2.0
     upstream: str = ""
     delay: float = 0.0  # seconds each forwarded request waits first (a slow link)
+    # Every Nth forwarded answer says `RateLimit-Remaining: 0` with `RateLimit-Reset` (0: none).
+    rate_limited_every: int = 0
+    rate_limit_reset: float = 2.0
     port: int = field(default_factory=free_port)
     arrivals: list[Arrival] = field(default_factory=list)
     _count: int = 0
+    _forwarded: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
@@ -50,13 +56,17 @@ class ThrottleProxy:
     def throttled(self) -> list[float]:
         return [a.at for a in self.arrivals if a.status == 429]
 
+    def rate_limited(self) -> list[float]:
+        """When each request arrived whose answer said the peer had no requests left."""
+        return [a.at for a in self.arrivals if a.rate_limited]
+
     def forwarded(self) -> list[float]:
         return [a.at for a in self.arrivals if a.status != 429]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
         self._count += 1
-        if self._count % self.every == 0:
+        if self.every and self._count % self.every == 0:
             self.arrivals.append(Arrival(arrived, request.method, request.path, 429))
             return web.Response(
                 status=429,
@@ -77,7 +87,12 @@ class ThrottleProxy:
             ) as answer:
                 payload = await answer.read()
                 kept = {k: v for k, v in answer.headers.items() if k.lower() not in _DROPPED}
-                self.arrivals.append(Arrival(arrived, request.method, request.path, answer.status))
+                self._forwarded += 1
+                limited = bool(self.rate_limited_every) and self._forwarded % self.rate_limited_every == 0
+                if limited:
+                    kept |= {"RateLimit-Remaining": "0", "RateLimit-Reset": f"{self.rate_limit_reset:g}"}
+                arrival = Arrival(arrived, request.method, request.path, answer.status, limited)
+                self.arrivals.append(arrival)
                 return web.Response(status=answer.status, headers=kept, body=payload)
 
     def start(self) -> ThrottleProxy:

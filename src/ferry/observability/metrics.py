@@ -78,6 +78,13 @@ SYNC_PEER_UP = Gauge(
     ["target_region"],
     multiprocess_mode="livemin",
 )
+SYNC_PEER_CONCURRENCY = Gauge(
+    "ferry_sync_peer_concurrency",
+    "Jobs each process may run at once to a peer region now: its cap, halved when the peer "
+    "throttles (429/503, RateLimit-Remaining: 0) and grown back by one per that many successes (AIMD).",
+    ["target_region"],
+    multiprocess_mode="livemin",
+)
 SYNC_BYTES_SENT = Counter(
     "ferry_sync_bytes_sent_total", "Blob bytes uploaded to peers, by target region.", ["target_region"]
 )

@@ -71,6 +71,7 @@ class JobRunner:
         chunk_bytes: int,
         retry_seconds: float,
         unreachable: Callable[[str], None] | None = None,
+        succeeded: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -80,6 +81,8 @@ class JobRunner:
         self.retry_seconds = retry_seconds
         # Told the region of every attempt that found its peer unreachable (sync/peer_health.py).
         self.unreachable = unreachable
+        # Told the region of every attempt that ended well (sync/concurrency.py grows its limit).
+        self.succeeded = succeeded
         self._copies: dict[int, TagCopy] = {}  # job id → its running attempt's copy
 
     async def attempt(self, job: SyncJob) -> None:
@@ -95,6 +98,8 @@ class JobRunner:
             if outcome is not None:
                 joblog.finished(job, outcome, time.monotonic() - began)
                 jobmetrics.finished(job, outcome)
+                if self.succeeded is not None and outcome.status in (JobStatus.SUCCESS, JobStatus.EXISTED):
+                    self.succeeded(job.remote_region_id)
 
     async def _retry_later(
         self, job: SyncJob, cause: str, retry_after: float | None, reason: str, steps: list[str]

@@ -23,6 +23,7 @@ from yarl import URL
 from ferry.config import Peer
 from ferry.identity.signing import docker_login_password, sign_headers
 from ferry.sync.bandwidth import PeerBandwidth
+from ferry.sync.concurrency import PeerConcurrency
 from ferry.sync.errors import PeerError
 
 __all__ = ["Actor", "PeerClient", "PeerError", "PeerResponse", "error_text"]
@@ -149,10 +150,15 @@ def _ssl_context(ca_file: str) -> ssl.SSLContext:
 
 class PeerClient:
     def __init__(
-        self, peer: Peer, stall_seconds: float = DEFAULT_STALL_SECONDS, bandwidth_share: int = 1
+        self,
+        peer: Peer,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
+        bandwidth_share: int = 1,
+        job_slots: int = 32,
     ) -> None:
         self.peer = peer
         self.bandwidth = PeerBandwidth(peer, bandwidth_share)
+        self.concurrency = PeerConcurrency(peer.id, peer.max_jobs or job_slots)
         self._timeout = _stall_timeout(stall_seconds)
         self.base = peer.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
@@ -175,18 +181,32 @@ class PeerClient:
         await self._held_off()
 
     def _hold_off(self, status: int, headers: Any) -> float | None:
-        """Notes a 429/503's Retry-After for the whole peer; the seconds, if it gave any."""
+        """Notes a 429/503's Retry-After for the whole peer (and fewer jobs to it at once); the
+        seconds, if it gave any."""
         retry_after = _retry_after(headers)
-        if status in HOLD_OFF_STATUSES and retry_after:
-            self._not_before = max(self._not_before, time.monotonic() + retry_after)
+        if status in HOLD_OFF_STATUSES:
+            self.concurrency.throttled()
+            if retry_after:
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
         return retry_after
+
+    def _rate_limit(self, headers: Any) -> None:
+        """A peer that says it has no requests left (RateLimit-Remaining: 0) gets none until its
+        RateLimit-Reset (delta seconds; 1 when it does not say), and fewer jobs at once."""
+        remaining = headers.get("RateLimit-Remaining")
+        if remaining is None or remaining.strip() not in ("0", "-0"):
+            return
+        reset = _retry_after({"Retry-After": headers.get("RateLimit-Reset", "1")}) or 1.0
+        self.concurrency.throttled()
+        self._not_before = max(self._not_before, time.monotonic() + reset)
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             # A peer's own CA, else the system's trust (which honours SSL_CERT_FILE).
             connector = aiohttp.TCPConnector(
-                ssl=_ssl_context(self.peer.ca_file) if self.peer.ca_file else True
+                ssl=_ssl_context(self.peer.ca_file) if self.peer.ca_file else True,
+                limit=self.peer.max_connections,
             )
             # Every request of the session waits out the peer's hold-off before it is sent
             # (an aiohttp trace hook, awaited ahead of the request): no call site can forget.
@@ -274,6 +294,7 @@ class PeerClient:
                 if self._hold_off(result.status, result.headers):
                     held_off += 1
                     continue  # sent again once the peer's Retry-After has passed
+            self._rate_limit(result.headers)
             self._raise_for_retryable(result)
             return result
         raise PeerError(f"region {self.peer.id} refused the credentials", retryable=False, status=401)

@@ -8,6 +8,7 @@ the job is claimed again, so a recorded job always reaches a final state.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,13 +67,17 @@ class JobQueue:
         jobs = await self.claim_many(1)
         return jobs[0] if jobs else None
 
-    async def claim_many(self, limit: int, look_first: bool = True) -> list[SyncJob]:
+    async def claim_many(
+        self, limit: int, look_first: bool = True, room: Callable[[str], int] | None = None
+    ) -> list[SyncJob]:
         """Up to `limit` claimable jobs, by lane (LANE) and then oldest first, taken under a lease
         in one write.
 
         With `look_first`, a read decides whether there is anything to take before the single
         writer (SQLite) or a row lock is taken, so that a poll of an empty queue costs a read,
-        not a write; a caller that knows a job was just recorded skips it.
+        not a write; a caller that knows a job was just recorded skips it. `room(region)`: how
+        many more jobs to that peer the caller may run now (sync/concurrency.py); a job for a
+        peer without room is left for later.
         """
         now = utcnow()
         claimable = or_(
@@ -91,11 +96,16 @@ class JobQueue:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             keys: set[tuple[str, str, str, str, str]] = set()
+            per_peer: dict[str, int] = {}
             for job in await session.scalars(query):
-                key = (job.namespace, job.repo_name, job.remote_region_id, job.remote_namespace, job.tag)
+                region = job.remote_region_id
+                if room is not None and per_peer.get(region, 0) >= room(region):
+                    continue
+                key = (job.namespace, job.repo_name, region, job.remote_namespace, job.tag)
                 if key in keys or await self._target_busy(session, job, now):
                     continue  # at most one job per (target, tag) runs at a time
                 keys.add(key)
+                per_peer[region] = per_peer.get(region, 0) + 1
                 job.status = JobStatus.RUNNING
                 job.lease_owner = self.owner
                 job.lease_expires_at = now + self.lease

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -49,8 +50,10 @@ class SyncWorker:
             settings.sync_chunk_bytes,
             settings.sync_retry_seconds,
             unreachable=self.peers.unreachable,
+            succeeded=self._succeeded,
         )
         self.clients = clients
+        self._per_peer: dict[str, int] = {}  # jobs running now, per target region
         self._wake = asyncio.Event()
         self._recorded = False  # a wake-up said a job was just recorded
         self._tasks: list[asyncio.Task[None]] = []
@@ -91,14 +94,16 @@ class SyncWorker:
                 look_first = not (more or self._recorded)
                 self._recorded = False
                 try:
-                    jobs = await self.queue.claim_many(free, look_first=look_first)
+                    jobs = await self.queue.claim_many(free, look_first=look_first, room=self._room)
                 except Exception:
                     log.exception("claiming sync jobs failed")
                     jobs = []
                 for job in jobs:
+                    region = job.remote_region_id
+                    self._per_peer[region] = self._per_peer.get(region, 0) + 1
                     task = asyncio.create_task(self._run_slot(job))
                     self._jobs.add(task)
-                    task.add_done_callback(self._slot_done)
+                    task.add_done_callback(functools.partial(self._slot_done, region))
                 # All free slots filled: there may be more behind them, claimed when one frees.
                 more = len(jobs) == free
                 if more:
@@ -108,9 +113,22 @@ class SyncWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.sync_poll_seconds)
 
-    def _slot_done(self, task: asyncio.Task[None]) -> None:
+    def _slot_done(self, region: str, task: asyncio.Task[None]) -> None:
         self._jobs.discard(task)
+        self._per_peer[region] -= 1
         self._wake.set()
+
+    def _room(self, region: str) -> int:
+        """How many more jobs to `region` this process may start now (its AIMD limit)."""
+        client = self.clients.get(region)
+        if client is None:
+            return self.settings.sync_workers  # not a peer: the job fails at once, let it
+        return client.concurrency.allowed() - self._per_peer.get(region, 0)
+
+    def _succeeded(self, region: str) -> None:
+        client = self.clients.get(region)
+        if client is not None:
+            client.concurrency.succeeded()
 
     async def _run_slot(self, job: SyncJob) -> None:
         try:
