@@ -32,7 +32,7 @@ def _patterns(part: dict[str, list[str]]) -> str:
 
 
 def org_rules_table(found: list[dict[str, Any]], title: str) -> Table:
-    table = Table("id", "target", "override", "repositories", "tags", "updated", title=title)
+    table = Table("id", "target", "override", "repositories", "tags", "platforms", "updated", title=title)
     for rule in found:
         table.add_row(
             str(rule["id"]),
@@ -40,6 +40,7 @@ def org_rules_table(found: list[dict[str, Any]], title: str) -> Table:
             str(rule["override"]),
             _patterns(rule["filters"]["repositories"]),
             _patterns(rule["filters"]["tags"]),
+            ", ".join(rule.get("platforms") or []) or "all",
             rule["updatedAt"],
         )
     return table
@@ -68,6 +69,10 @@ def add(
     delete_grace: Annotated[
         int, typer.Option(help="Seconds a deletion waits, undoable (`ferry sync undelete`).")
     ] = 3600,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option(show_default=False, help="Only this platform of an index (os/arch[/variant]); repeat."),
+    ] = None,
     retention_deletes: Annotated[
         bool, typer.Option("--retention-deletes", help="Also retention's deletions (with --sync-deletes).")
     ] = False,
@@ -84,6 +89,7 @@ def add(
         "syncDeletes": sync_deletes,
         "deleteGraceSeconds": delete_grace,
         "syncRetentionDeletes": retention_deletes,
+        "platforms": platform or [],
         "filters": {
             "repositories": {"include": repo or [], "exclude": exclude_repo or []},
             "tags": {"include": tag or [], "exclude": exclude_tag or []},

@@ -13,7 +13,7 @@ from ferry.images import overrides
 from ferry.images import retention_rules as retention
 from ferry.metadata.db import DatabaseFull
 from ferry.storage import StorageFull
-from ferry.sync import cancel, deletion, filters, org_rules, rules
+from ferry.sync import cancel, deletion, filters, org_rules, platforms, rules
 from ferry.sync.authorization import SyncRefused
 from ferry.webhooks import errors as webhooks
 
@@ -63,6 +63,7 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     org_rules.OrgRuleUnknown: _said(404, "SVCSTG.SWR.4040083"),
     deletion.NothingToUndo: _said(404, "SVCSTG.SWR.4040083"),
     filters.FilterInvalid: _said(400, "SVCSTG.SWR.4001025"),
+    platforms.PlatformInvalid: _said(400, "SVCSTG.SWR.4001025"),
     cancel.SyncJobUnknown: _said(404, "SVCSTG.SWR.4040083"),
     cancel.SyncJobFinished: _said(409, "SVCSTG.SWR.4090000"),
     # The target region refused, or could not be asked: SWR's answers for a sync target.

@@ -15,6 +15,7 @@ from ferry.metadata.models import OrgSyncRule
 from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import filters, org_rules, pauses
+from ferry.sync.platforms import MAX_PLATFORMS, parse_platforms
 
 RULES = "/v2/manage/namespaces/{namespace}/sync_rules"
 RULE = RULES + "/{rule_id}"
@@ -44,6 +45,8 @@ class CreateOrgRuleBody(SyncTarget):
     sync_deletes: bool = Field(default=False, alias="syncDeletes")
     delete_grace_seconds: int = Field(default=3600, ge=0, le=MAX_GRACE_SECONDS, alias="deleteGraceSeconds")
     sync_retention_deletes: bool = Field(default=False, alias="syncRetentionDeletes")
+    # Only these platforms of an index ("linux/amd64", "linux/arm64/v8"); empty: every one.
+    platforms: list[str] = Field(default_factory=list, max_length=MAX_PLATFORMS)
 
 
 class OrgRuleView(BaseModel):
@@ -57,6 +60,7 @@ class OrgRuleView(BaseModel):
     syncDeletes: bool
     deleteGraceSeconds: int
     syncRetentionDeletes: bool
+    platforms: list[str]
     paused: bool
     createdAt: str
     updatedAt: str
@@ -78,6 +82,7 @@ def _view(rule: OrgSyncRule, namespace: str, paused: bool = False) -> dict[str, 
         "syncDeletes": rule.sync_deletes,
         "deleteGraceSeconds": rule.delete_grace_seconds,
         "syncRetentionDeletes": rule.sync_retention_deletes,
+        "platforms": list(rule.platforms or []),
         "paused": paused,
         "createdAt": rfc3339(rule.created_at),
         "updatedAt": rfc3339(rule.updated_at),
@@ -102,6 +107,7 @@ async def create_org_rule(request: web.Request, principal: Principal) -> web.Res
         rule_filter,
         body.sync_existing,
         org_rules.DeletionSync(body.sync_deletes, body.delete_grace_seconds, body.sync_retention_deletes),
+        parse_platforms(body.platforms),
     )
     return json_response(OrgRuleCreated.model_validate(_view(rule, namespace) | {"queuedJobs": queued}))
 

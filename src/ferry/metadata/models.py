@@ -257,6 +257,8 @@ class OrgSyncRule(Base):
     sync_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
     delete_grace_seconds: Mapped[int] = mapped_column(Integer, default=3600)
     sync_retention_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only these platforms of an index (sync/platforms.py); empty: the index whole.
+    platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
     creator_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -324,6 +326,8 @@ class SyncJob(Base):
     # under the tag (recorded the moment it did, so a crash-retry knows its own earlier copy).
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     steps: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The platforms of an index the copy keeps (an organization rule's subset); None: all.
+    platforms: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     visible_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     target_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     written_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -36,6 +36,7 @@ class AppliedRule:
     sync_deletes: bool = False
     delete_grace_seconds: int = 0
     sync_retention_deletes: bool = False
+    platforms: tuple[str, ...] = ()  # an index's platforms to copy (sync/platforms.py); (): all
 
     def copies(self, tag: str) -> bool:
         return self.tags.passes(tag)
@@ -89,6 +90,7 @@ async def applied_rules(session: AsyncSession, repository_ids: Sequence[int] | N
                 sync_deletes=rule.sync_deletes,
                 delete_grace_seconds=rule.delete_grace_seconds,
                 sync_retention_deletes=rule.sync_retention_deletes,
+                platforms=tuple(rule.platforms or ()),
             )
         )
     return applied

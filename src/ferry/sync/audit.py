@@ -36,6 +36,7 @@ from ferry.sync.authorization import SyncRefused, rule_actor
 from ferry.sync.copier import together
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import PeerClient
+from ferry.sync.platforms import PlatformSubsetSource
 from ferry.sync.queue import ever_copied
 from ferry.sync.rules import TargetRegionUnknown
 from ferry.sync.source import LocalSource
@@ -276,12 +277,30 @@ async def _audit_rule(
         metrics.AUDIT_REQUESTS.labels(name).inc()
 
     target = OciTarget(client, f"{rule.remote_namespace}/{report.repository}", actor, paced)
+    if rule.platforms:
+        # The target should hold each index's subset: that is what is audited.
+        source = PlatformSubsetSource(source, rule.platforms)
+        tags = await _subset_tags(source, tags)
     synced, pending = await _job_tags(db, source.repository_id, rule)
     audit = TargetAudit(report, source, target, name, options, heartbeat)
     try:
         await audit.run(rule, tags, synced, pending)
     except PeerError as error:
         report.errors.append(f"{name}: audit stopped: {error}")
+
+
+async def _subset_tags(source: PlatformSubsetSource, tags: dict[str, str]) -> dict[str, str]:
+    """Tag → the digest a subset rule's target should hold (an index none of whose platforms the
+    rule copies is not expected there)."""
+    expected: dict[str, str] = {}
+    for tag in tags:
+        try:
+            digest = await source.tag_digest(tag)
+        except PeerError:
+            continue
+        if digest is not None:
+            expected[tag] = digest
+    return expected
 
 
 async def queue_repairs(

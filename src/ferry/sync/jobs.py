@@ -18,6 +18,7 @@ from ferry.sync.copier import SMALL_BLOB_BYTES, TagCopy
 from ferry.sync.deletion import delete_at_target
 from ferry.sync.errors import PeerError
 from ferry.sync.peer_client import Actor
+from ferry.sync.platforms import PlatformSubsetSource
 from ferry.sync.queue import JobQueue, Outcome
 from ferry.sync.source import LocalSource
 from ferry.sync.target import Target
@@ -188,6 +189,8 @@ class JobRunner:
         if job.trigger == DELETE:
             return await delete_at_target(job, target, memory.ever_copied)
         source = LocalSource(self.db, self.store, job.repository_id, f"{job.namespace}/{job.repo_name}")
+        if job.platforms:
+            source = PlatformSubsetSource(source, job.platforms)
         copy = TagCopy(
             source,
             target,
@@ -202,4 +205,10 @@ class JobRunner:
         if steps is not None:
             copy.tally.steps = steps
         self._copies[job.id] = copy
-        return await copy.run(job.tag, job.override)
+        outcome = await copy.run(job.tag, job.override)
+        if isinstance(source, PlatformSubsetSource) and source.source_digest and outcome.digest:
+            # The record names the source's digest (what the tag's state compares with); the
+            # subset index the target holds is its target digest and its written digest.
+            outcome.target_digest = outcome.target_digest or outcome.digest
+            outcome.digest = source.source_digest
+        return outcome

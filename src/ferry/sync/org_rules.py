@@ -78,6 +78,7 @@ async def create_org_rule(
     rule_filter: RuleFilter,
     sync_existing: bool,
     deletes: DeletionSync | None = None,
+    platforms: tuple[str, ...] = (),
 ) -> tuple[OrgSyncRule, int]:
     """The stored rule (a second create for the same target replaces its switches and filters),
     and how many jobs `sync_existing` queued for the tags already there."""
@@ -106,6 +107,7 @@ async def create_org_rule(
         deletes = deletes or DeletionSync()
         rule.sync_deletes, rule.delete_grace_seconds = deletes.enabled, deletes.grace_seconds
         rule.sync_retention_deletes = deletes.retention
+        rule.platforms = list(platforms)
         rule.updated_at = utcnow()
         await session.flush()
         queued = (
@@ -122,7 +124,9 @@ async def _sync_existing(
     principal: Principal,
 ) -> int:
     """A manual job (the caller's rights) for every tag of the organization the filters pass."""
-    copy = Target(rule.remote_region_id, rule.remote_namespace, rule.override, principal.user_id)
+    copy = Target(
+        rule.remote_region_id, rule.remote_namespace, rule.override, principal.user_id, tuple(rule.platforms)
+    )
     rows = await session.execute(
         select(Repository, Tag.name)
         .join(Tag, Tag.repository_id == Repository.id)

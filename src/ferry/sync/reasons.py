@@ -27,6 +27,7 @@ WORKER_STOPPED = "worker_stopped"
 CONFLICT = "conflict"
 RULE_DELETED = "rule_deleted"
 CANCELLED = "cancelled"
+NO_PLATFORM = "no_platform"
 
 # What each code means, as a clause for "retrying in 40 s: …" / "will not retry: …".
 _WORDS = {
@@ -49,6 +50,7 @@ _WORDS = {
     CONFLICT: "{region} holds another image and override is off",
     RULE_DELETED: "the automatic rule that queued it was deleted before it ran",
     CANCELLED: "cancelled by hand",
+    NO_PLATFORM: "the index has none of the platforms the rule copies",
 }
 CODES = frozenset(_WORDS)
 

@@ -58,6 +58,7 @@ class Target:
     # The user whose rights the copy uses (sync/authorization.py): the rule's owner, or the
     # caller of a manual sync.
     actor_id: int | None
+    platforms: tuple[str, ...] = ()  # an index's platforms to copy; (): the whole index
 
 
 async def enqueue(
@@ -104,6 +105,7 @@ async def enqueue(
         operator_name=operator.name,
         actor_id=target.actor_id,
         digest=digest,
+        platforms=list(target.platforms) or None,
     )
     if due_at is not None:
         job.next_attempt_at = due_at
@@ -164,7 +166,9 @@ async def _cancel_deletion(
 
 
 def rule_target(rule: AppliedRule) -> Target:
-    return Target(rule.remote_region_id, rule.remote_namespace, rule.override, rule.creator_id)
+    return Target(
+        rule.remote_region_id, rule.remote_namespace, rule.override, rule.creator_id, rule.platforms
+    )
 
 
 async def referrer_added(
