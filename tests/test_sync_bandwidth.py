@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.config import Peer
-from ferry.sync.bandwidth import PIECE, PeerBandwidth
+from ferry.sync.bandwidth import PIECE, Lane, PeerBandwidth
 from tests.support.images import make_image, push_image, put_manifest
 from tests.support.regions import make_regions
 from tests.support.sync_helpers import create_org, create_repo, create_rule, manage, registry, tag_digest
@@ -96,6 +96,50 @@ async def test_concurrent_streams_to_a_capped_peer_take_turns_piece_by_piece() -
     # By 0.05 s the big stream took its burst (0.05 s of pieces) and three or four more: about
     # seven. The small one's piece came next, not after the remaining 25 or so.
     assert 0 < order.index("small") <= 10, order
+
+
+async def test_rules_sharing_a_capped_peer_get_equal_shares_whatever_their_number_of_copies() -> None:
+    pacer = PeerBandwidth(Peer(id="b", url="http://127.0.0.1:9", bandwidth=200 * PIECE))
+    order: list[str] = []
+
+    async def drain(name: str, lane: Lane) -> None:
+        async for _piece in pacer.paced(_body(4, 4 * PIECE), lane):  # 16 pieces each
+            order.append(name)
+
+    busy, quiet = Lane("rule:1"), Lane("rule:2")
+    async with asyncio.TaskGroup() as group:
+        group.create_task(drain("busy-1", busy))
+        group.create_task(drain("busy-2", busy))
+        group.create_task(drain("quiet", quiet))
+    # While all three ran, the quiet rule's one copy got every other piece (half the peer),
+    # and the busy rule's two copies shared the other half.
+    first = order[:24]
+    assert abs(first.count("quiet") - 12) <= 2, first
+    assert abs(first.count("busy-1") - first.count("busy-2")) <= 2, first
+
+
+def test_a_rule_cap_holds_for_its_copies_with_no_peer_cap(tmp_path: Path) -> None:
+    regions = make_regions(tmp_path, [A, B])
+    with started(regions):
+        a, b = regions[A], regions[B]
+        for server in (a, b):
+            create_org(server, NS)
+        body = {"remoteRegionId": B, "remoteNamespace": NS, "bandwidth": "8MiB"}
+        created = manage(a).request("POST", f"/v2/manage/namespaces/{NS}/sync_rules", body)
+        assert created.status_code == 200 and created.json()["bandwidth"] == 8 * MIB, created.text
+        big, _layer = push_big_image(registry(a), seed=21, name=NAME, size=40 * MIB)
+        assert put_manifest(registry(a), NAME, "big", big).status_code == 201
+        deadline = time.monotonic() + 60
+        while (job := explained(a, "big")["jobs"][0])["status"] != "success":
+            assert job["status"] in ("waiting", "running"), job
+            assert time.monotonic() < deadline, "the image took over a minute"
+            time.sleep(0.2)
+        seconds = _moment(job["finishedAt"]) - _moment(job["startedAt"])
+        rate = 40 * MIB / seconds
+        assert 0.9 * 8 * MIB <= rate <= 1.1 * 8 * MIB, f"{rate / MIB:.1f} MiB/s, the rule's cap 8 MiB/s"
+        bad = {"remoteRegionId": B, "remoteNamespace": NS, "bandwidth": "fast"}
+        refused = manage(a).request("POST", f"/v2/manage/namespaces/{NS}/sync_rules", bad)
+        assert refused.status_code == 400 and "byte rate" in refused.json()["error_msg"]
 
 
 def test_a_window_of_the_day_changes_the_cap_and_the_share_divides_it() -> None:

@@ -73,6 +73,9 @@ def add(
         list[str] | None,
         typer.Option(show_default=False, help="Only this platform of an index (os/arch[/variant]); repeat."),
     ] = None,
+    bandwidth: Annotated[
+        str | None, typer.Option(help="Bytes per second the rule's copies share, like 20MiB.")
+    ] = None,
     retention_deletes: Annotated[
         bool, typer.Option("--retention-deletes", help="Also retention's deletions (with --sync-deletes).")
     ] = False,
@@ -90,6 +93,7 @@ def add(
         "deleteGraceSeconds": delete_grace,
         "syncRetentionDeletes": retention_deletes,
         "platforms": platform or [],
+        "bandwidth": bandwidth,
         "filters": {
             "repositories": {"include": repo or [], "exclude": exclude_repo or []},
             "tags": {"include": tag or [], "exclude": exclude_tag or []},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from ferry.config import byte_rate
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
 from ferry.manage.operations import authenticated, json_response, namespace_param, parse_body
@@ -47,6 +48,8 @@ class CreateOrgRuleBody(SyncTarget):
     sync_retention_deletes: bool = Field(default=False, alias="syncRetentionDeletes")
     # Only these platforms of an index ("linux/amd64", "linux/arm64/v8"); empty: every one.
     platforms: list[str] = Field(default_factory=list, max_length=MAX_PLATFORMS)
+    # Bytes per second the rule's copies share ("20MiB", or a number); none: the peer's cap only.
+    bandwidth: int | str | None = None
 
 
 class OrgRuleView(BaseModel):
@@ -61,6 +64,7 @@ class OrgRuleView(BaseModel):
     deleteGraceSeconds: int
     syncRetentionDeletes: bool
     platforms: list[str]
+    bandwidth: int | None
     paused: bool
     createdAt: str
     updatedAt: str
@@ -83,10 +87,20 @@ def _view(rule: OrgSyncRule, namespace: str, paused: bool = False) -> dict[str, 
         "deleteGraceSeconds": rule.delete_grace_seconds,
         "syncRetentionDeletes": rule.sync_retention_deletes,
         "platforms": list(rule.platforms or []),
+        "bandwidth": rule.bandwidth,
         "paused": paused,
         "createdAt": rfc3339(rule.created_at),
         "updatedAt": rfc3339(rule.updated_at),
     }
+
+
+def _rate(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return byte_rate(value)
+    except ValueError as error:
+        raise swr_bad_request(f"invalid parameter bandwidth: {error}", "SVCSTG.SWR.4001025") from None
 
 
 async def create_org_rule(request: web.Request, principal: Principal) -> web.Response:
@@ -108,6 +122,7 @@ async def create_org_rule(request: web.Request, principal: Principal) -> web.Res
         body.sync_existing,
         org_rules.DeletionSync(body.sync_deletes, body.delete_grace_seconds, body.sync_retention_deletes),
         parse_platforms(body.platforms),
+        _rate(body.bandwidth),
     )
     return json_response(OrgRuleCreated.model_validate(_view(rule, namespace) | {"queuedJobs": queued}))
 

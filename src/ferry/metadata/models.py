@@ -259,6 +259,8 @@ class OrgSyncRule(Base):
     sync_retention_deletes: Mapped[bool] = mapped_column(Boolean, default=False)
     # Only these platforms of an index (sync/platforms.py); empty: the index whole.
     platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Bytes per second this rule's copies may send together (None: only the peer's cap).
+    bandwidth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     creator_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -328,6 +330,10 @@ class SyncJob(Base):
     steps: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The platforms of an index the copy keeps (an organization rule's subset); None: all.
     platforms: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The organization rule that queued it (None: a repository rule, a manual sync, a repair
+    # of one), and that rule's bandwidth cap when it did: its share of the peer (sync/bandwidth.py).
+    org_rule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bandwidth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     visible_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     target_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     written_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)

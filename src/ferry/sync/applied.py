@@ -37,6 +37,7 @@ class AppliedRule:
     delete_grace_seconds: int = 0
     sync_retention_deletes: bool = False
     platforms: tuple[str, ...] = ()  # an index's platforms to copy (sync/platforms.py); (): all
+    bandwidth: int | None = None  # bytes per second the rule's copies share (sync/bandwidth.py)
 
     def copies(self, tag: str) -> bool:
         return self.tags.passes(tag)
@@ -91,6 +92,7 @@ async def applied_rules(session: AsyncSession, repository_ids: Sequence[int] | N
                 delete_grace_seconds=rule.delete_grace_seconds,
                 sync_retention_deletes=rule.sync_retention_deletes,
                 platforms=tuple(rule.platforms or ()),
+                bandwidth=rule.bandwidth,
             )
         )
     return applied

@@ -79,6 +79,7 @@ async def create_org_rule(
     sync_existing: bool,
     deletes: DeletionSync | None = None,
     platforms: tuple[str, ...] = (),
+    bandwidth: int | None = None,
 ) -> tuple[OrgSyncRule, int]:
     """The stored rule (a second create for the same target replaces its switches and filters),
     and how many jobs `sync_existing` queued for the tags already there."""
@@ -107,7 +108,7 @@ async def create_org_rule(
         deletes = deletes or DeletionSync()
         rule.sync_deletes, rule.delete_grace_seconds = deletes.enabled, deletes.grace_seconds
         rule.sync_retention_deletes = deletes.retention
-        rule.platforms = list(platforms)
+        rule.platforms, rule.bandwidth = list(platforms), bandwidth
         rule.updated_at = utcnow()
         await session.flush()
         queued = (
@@ -125,7 +126,13 @@ async def _sync_existing(
 ) -> int:
     """A manual job (the caller's rights) for every tag of the organization the filters pass."""
     copy = Target(
-        rule.remote_region_id, rule.remote_namespace, rule.override, principal.user_id, tuple(rule.platforms)
+        rule.remote_region_id,
+        rule.remote_namespace,
+        rule.override,
+        principal.user_id,
+        tuple(rule.platforms),
+        rule.id,
+        rule.bandwidth,
     )
     rows = await session.execute(
         select(Repository, Tag.name)

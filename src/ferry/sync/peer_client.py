@@ -22,7 +22,7 @@ from yarl import URL
 
 from ferry.config import Peer
 from ferry.identity.signing import docker_login_password, sign_headers
-from ferry.sync.bandwidth import PeerBandwidth
+from ferry.sync.bandwidth import Lane, PeerBandwidth
 from ferry.sync.concurrency import PeerConcurrency
 from ferry.sync.errors import PeerError
 
@@ -254,6 +254,7 @@ class PeerClient:
         read_body: bool = True,
         actor: Actor | None = None,
         slow_answer: bool = False,
+        lane: Lane | None = None,
     ) -> PeerResponse:
         """One registry call with a bearer token for `repository` (acting for `actor`);
         5xx/429/507 and network errors raise. A call that streams a body, or whose answer may
@@ -261,8 +262,9 @@ class PeerClient:
         every other call counts as unreachable after `stall_seconds` of silence."""
         await self._token_in_flight(repository, actor)
         replayable = not isinstance(data, AsyncIterable)
-        if isinstance(data, AsyncIterable) and self.bandwidth.capped:
-            data = self.bandwidth.paced(data)
+        lane = lane or Lane()
+        if isinstance(data, AsyncIterable) and self.bandwidth.wants_pacing(lane):
+            data = self.bandwidth.paced(data, lane)
         attempt = held_off = 0
         while attempt < 2:
             request_headers = dict(headers or {})

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ferry.images.manifest_format import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from ferry.sync.authorization import check_target
+from ferry.sync.bandwidth import Lane
 from ferry.sync.errors import PeerError, UploadPositionLost
 from ferry.sync.peer_client import Actor, PeerClient, PeerResponse, error_text
 
@@ -154,11 +155,13 @@ class OciTarget:
         actor: Actor,
         before_call: Callable[[], Awaitable[None]] | None = None,
         known: KnownBlobs | None = None,
+        lane: Lane | None = None,
     ) -> None:
         self.client = client
         self.repository = repository
         self.actor = actor
         self.before_call = before_call
+        self.lane = lane or Lane()  # whose bandwidth share its uploads are (sync/bandwidth.py)
         # Blobs the peer confirmed recently (None: ask about every blob, as audits and repairs do).
         self.known = known
         self._trusted = False  # a blob was taken as present from `known`, without asking
@@ -189,6 +192,7 @@ class OciTarget:
             headers=headers,
             actor=self.actor,
             slow_answer=slow_answer,
+            lane=self.lane,
         )
 
     async def manifest_digest(self, reference: str) -> str | None:

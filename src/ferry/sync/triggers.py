@@ -59,6 +59,8 @@ class Target:
     # caller of a manual sync.
     actor_id: int | None
     platforms: tuple[str, ...] = ()  # an index's platforms to copy; (): the whole index
+    org_rule_id: int | None = None  # the organization rule it copies for, if one
+    bandwidth: int | None = None  # that rule's cap, bytes per second
 
 
 async def enqueue(
@@ -106,6 +108,8 @@ async def enqueue(
         actor_id=target.actor_id,
         digest=digest,
         platforms=list(target.platforms) or None,
+        org_rule_id=target.org_rule_id,
+        bandwidth=target.bandwidth,
     )
     if due_at is not None:
         job.next_attempt_at = due_at
@@ -167,7 +171,13 @@ async def _cancel_deletion(
 
 def rule_target(rule: AppliedRule) -> Target:
     return Target(
-        rule.remote_region_id, rule.remote_namespace, rule.override, rule.creator_id, rule.platforms
+        rule.remote_region_id,
+        rule.remote_namespace,
+        rule.override,
+        rule.creator_id,
+        rule.platforms,
+        rule.organization_rule_id,
+        rule.bandwidth,
     )
 
 

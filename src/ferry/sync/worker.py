@@ -15,6 +15,7 @@ from ferry.metadata.commits import CommitWakeup
 from ferry.metadata.db import Database
 from ferry.metadata.models import SyncJob
 from ferry.storage import BlobStore
+from ferry.sync.bandwidth import Lane
 from ferry.sync.jobs import JobRunner, TargetFactory
 from ferry.sync.peer_client import Actor, PeerClient
 from ferry.sync.peer_health import PeerHealth
@@ -201,6 +202,14 @@ class SyncWorker:
                 raise LeaseLost(job_id)
 
 
+def lane_of(job: SyncJob) -> Lane:
+    """A job's share of its peer's bandwidth: its organization rule's (and that rule's cap), or
+    its source repository and target's."""
+    if job.org_rule_id is not None:
+        return Lane(f"rule:{job.org_rule_id}", job.bandwidth)
+    return Lane(f"{job.namespace}/{job.repo_name}>{job.remote_namespace}")
+
+
 def _target_factory(clients: dict[str, PeerClient]) -> TargetFactory:
     # Per peer, the blobs it confirmed recently (sync.target.KnownBlobs), shared by the jobs of
     # this process; a repair asks about every blob.
@@ -211,6 +220,7 @@ def _target_factory(clients: dict[str, PeerClient]) -> TargetFactory:
         if client is None:
             return None
         remembered = None if job.trigger == "repair" else known.get(job.remote_region_id)
-        return OciTarget(client, f"{job.remote_namespace}/{job.repo_name}", actor, known=remembered)
+        repository = f"{job.remote_namespace}/{job.repo_name}"
+        return OciTarget(client, repository, actor, known=remembered, lane=lane_of(job))
 
     return target_for
