@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(VENV)/bin/pytest -q -ra
-	FERRY_TEST_BACKEND=postgres-s3 $(VENV)/bin/pytest -q -ra tests/conformance tests/test_skopeo.py tests/test_oras.py tests/test_crash_safety.py tests/test_auth.py tests/test_sync.py tests/test_sync_faults.py tests/test_sync_authorization.py tests/test_hostile_input.py tests/test_request_bodies.py tests/test_gc.py tests/test_sync_state.py tests/test_sync_audit.py tests/test_webhooks.py tests/test_sync_org_rules.py tests/test_sync_rollback.py tests/test_sync_deletes.py tests/test_sync_pause.py tests/test_sync_platforms.py
+	FERRY_TEST_BACKEND=postgres-s3 $(VENV)/bin/pytest -q -ra tests/conformance tests/test_skopeo.py tests/test_oras.py tests/test_crash_safety.py tests/test_auth.py tests/test_sync.py tests/test_sync_faults.py tests/test_sync_authorization.py tests/test_hostile_input.py tests/test_request_bodies.py tests/test_gc.py tests/test_sync_state.py tests/test_sync_audit.py tests/test_webhooks.py tests/test_sync_org_rules.py tests/test_sync_rollback.py tests/test_sync_deletes.py
 
 # Only the tests that drive real clients and SDKs (also part of `make test`).
 test-clients: $(STAMP) system-deps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -61,9 +62,26 @@ def _error_response(request: web.Request, error: OCIError | SWRError) -> web.Res
     )
 
 
+# The shapes of the OCI API's paths (registry/routes.py): the base, the catalog, the token
+# endpoint, and /v2/<name>/ followed by one of its four resources. Every other /v2/… path is
+# SWR's (the management API, and SWR's /v2/{project_id}/… operations), and answers in SWR's format.
+_REGISTRY_PATH = re.compile(
+    r"^/v2/(?:|_catalog|token|.+/(?:(?:manifests|blobs|referrers)(?:/.*)?|tags/list))$"
+)
+# SWR operations of the official SDK that Ferry does not offer: the enterprise edition's
+# instances and jobs, agency, and resource tags (README "Not in Ferry").
+_NOT_IN_FERRY = re.compile(
+    r"^/v2/(?:manage/agency"  # agency
+    r"|[^/]+/(?:instances|jobs|repositories"  # /v2/{project_id}/… of the enterprise edition
+    r"|[^/]+/[^/]+/(?:tags|[^/]+/[^/]+/tags)"  # …/{resource_type}/{resource_id}/tags
+    r"|[^/]+/(?:[^/]+/[^/]+/)?resource-instances))(?:/|$)"  # resource tags' instance queries
+)
+NOT_IN_FERRY_CODE = "FERRY.4040001"
+
+
 def is_registry_path(path: str) -> bool:
-    """The OCI API owns /v2/... except the management API under /v2/manage."""
-    return path.startswith("/v2/") and not path.startswith("/v2/manage")
+    """The OCI API's paths (under /v2/, not the management API's)."""
+    return not path.startswith("/v2/manage") and bool(_REGISTRY_PATH.match(path))
 
 
 def _not_found(request: web.Request, status: int) -> OCIError | SWRError:
@@ -71,6 +89,13 @@ def _not_found(request: web.Request, status: int) -> OCIError | SWRError:
         if status == 405:
             return OCIError(405, "UNSUPPORTED", "method not allowed")
         return OCIError(404, "NOT_FOUND", "no such endpoint")
+    if _NOT_IN_FERRY.match(request.path):
+        return SWRError(
+            404,
+            NOT_IN_FERRY_CODE,
+            f"{request.method} {request.path} is an SWR operation Ferry does not offer (the enterprise "
+            "edition's instances and jobs, agency and resource tags are not part of Ferry)",
+        )
     if status == 405:
         return SWRError(405, "SVCSTG.SWR.4050000", "method not allowed")
     return SWRError(404, "SVCSTG.SWR.4040083", f"requested URL {request.path} not found")
