@@ -82,6 +82,8 @@ STATE = web.AppKey("ferry", AppState)
 # What the HTTP layers leave on a request for its access line: its id and who called.
 REQUEST_ID = web.RequestKey("ferry.request_id", str)
 CALLER = web.RequestKey("ferry.caller", str)
+# The access key a management request was signed with (none for an IAM token).
+SIGNING_KEY = web.RequestKey("ferry.signing_key", str)
 
 
 def state(request: web.Request) -> AppState:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.service import IdentityError, Principal, principal_by_id
 from ferry.identity.signing import docker_login_password
+from ferry.identity.temporary_login import expiry_of, verify_temporary
 from ferry.metadata.models import AccessKey, User, utcnow
 
 _AK_ALPHABET = string.ascii_uppercase + string.digits
@@ -73,15 +74,18 @@ async def usable_key(session: AsyncSession, access_key: str) -> AccessKey | None
 async def authenticate_docker_login(
     session: AsyncSession, region: str, username: str, password: str
 ) -> Principal | None:
-    """SWR's long-term login: user `<region>@<AK>`, password hex HMAC-SHA256(SK, AK)."""
+    """SWR's long-term login: user `<region>@<AK>`, password hex HMAC-SHA256(SK, AK); or its
+    temporary login (identity/temporary_login.py), the same user and a password with an expiry."""
     login_region, _, access_key = username.partition("@")
     if login_region != region:
         return None
     key = await usable_key(session, access_key)
     if key is None:
         return None
-    expected = docker_login_password(key.access_key, key.secret_key)
-    if not hmac.compare_digest(expected, password.lower()):
+    if expiry_of(password) is not None:
+        if not verify_temporary(key.access_key, key.secret_key, password):
+            return None
+    elif not hmac.compare_digest(docker_login_password(key.access_key, key.secret_key), password.lower()):
         return None
     return await principal_by_id(session, key.user_id)
 

@@ -42,19 +42,26 @@ class RegistryTokens:
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def issue(
-        self, subject: str, access: list[dict[str, Any]], extra: dict[str, Any] | None = None
+        self,
+        subject: str,
+        access: list[dict[str, Any]],
+        extra: dict[str, Any] | None = None,
+        not_after: int | None = None,
     ) -> tuple[str, int, int]:
+        """The token, when issued, and its lifetime: the TTL, or less when the credential it was
+        issued for expires sooner (`not_after`, a temporary login's expiry)."""
         now = int(time.time())
+        ttl = self.ttl if not_after is None else max(1, min(self.ttl, not_after - now))
         claims = (extra or {}) | {
             "iss": ISSUER,
             "sub": subject,
             "aud": self.service,
             "iat": now,
             "nbf": now - 5,
-            "exp": now + self.ttl,
+            "exp": now + ttl,
             "access": access,
         }
-        return jwt.encode(claims, self.key, algorithm="HS256"), now, self.ttl
+        return jwt.encode(claims, self.key, algorithm="HS256"), now, ttl
 
     def verify(self, token: str) -> dict[str, Any] | None:
         """The token's claims when this region signed it for this service and it has not

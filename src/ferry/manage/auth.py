@@ -13,7 +13,7 @@ from ferry.identity.service import Principal, principal_by_id
 from ferry.identity.throttle import LoginThrottled, key_identity
 from ferry.manage.operations import Handler, Operation, Public
 from ferry.metadata.models import Account
-from ferry.state import CALLER, AppState, state
+from ferry.state import CALLER, SIGNING_KEY, AppState, state
 
 _PREFIX = "Incorrect IAM authentication information: "
 
@@ -123,4 +123,5 @@ async def _signed_principal(request: web.Request, authorization: str) -> Princip
         signing.check_project(parsed, headers, account.project_id)
     except signing.SignatureError as error:
         raise swr_unauthorized(_PREFIX + str(error)) from None
+    request[SIGNING_KEY] = parsed.access_key  # a temporary login binds to it (manage/account.py)
     return principal

@@ -7,6 +7,7 @@ from typing import Any
 
 from ferry.errors import STORAGE_FULL_MESSAGE, SWRError
 from ferry.identity import errors as identity
+from ferry.identity.temporary_login import TemporaryLoginRefused
 from ferry.identity.throttle import LoginThrottled
 from ferry.images import errors as image
 from ferry.images import overrides
@@ -33,6 +34,7 @@ _TABLE: dict[type[Exception], Callable[[Any], SWRError]] = {
     identity.OrganizationNotEmpty: _said(406, "SVCSTG.SWR.4060074"),
     identity.PermissionMissing: _said(403, "SVCSTG.SWR.4030170"),
     identity.UserUnknown: _said(404, "SVCSTG.SWR.4040006"),
+    TemporaryLoginRefused: _said(400, "SVCSTG.SWR.4001025"),
     # IAM's own codes for the sign-in at /v3/auth/tokens.
     identity.PasswordWrong: _said(401, "IAM.0004"),
     identity.ProjectUnknown: _said(401, "IAM.0015"),

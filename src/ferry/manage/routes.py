@@ -8,6 +8,7 @@ from ferry.manage import (
     account,
     audit,
     iam,
+    login_secrets,
     namespaces,
     org_rules,
     overrides,
@@ -26,6 +27,7 @@ from ferry.manage.operations import Operation
 OPERATIONS: list[Operation] = [
     *account.OPERATIONS,
     *iam.OPERATIONS,
+    *login_secrets.OPERATIONS,
     *namespaces.OPERATIONS,
     *repositories.OPERATIONS,
     # sync before tags: the order the operations had when importing registered them, so

@@ -21,6 +21,7 @@ from ferry.identity.grants import allowed_actions_now, password_principal
 from ferry.identity.login import authenticate_basic, basic_identity
 from ferry.identity.registry_tokens import Scope
 from ferry.identity.service import Principal, acting_principal, allowed_actions, allowed_actions_acting
+from ferry.identity.temporary_login import expiry_of
 from ferry.identity.throttle import LoginThrottled
 from ferry.metadata.db import Database
 from ferry.names import invalid_image_name, parse_image_name
@@ -203,7 +204,9 @@ async def token_endpoint(request: web.Request) -> web.Response:
             "adm": actor.is_admin,
         }
     subject = principal.name if principal else ANONYMOUS.name
-    token, issued, ttl = app_state.registry_tokens.issue(subject, access, extra)
+    # A temporary docker login's tokens expire with it (it authenticated, so its expiry is true).
+    not_after = expiry_of(credentials[1]) if credentials is not None and "@" in credentials[0] else None
+    token, issued, ttl = app_state.registry_tokens.issue(subject, access, extra, not_after)
     issued_at = datetime.fromtimestamp(issued, UTC).isoformat().replace("+00:00", "Z")
     body = {"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued_at}
     return web.json_response(body)
