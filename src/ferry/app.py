@@ -140,11 +140,19 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def access_log_options(settings: Settings) -> dict[str, Any]:
-    """What `web.run_app` (or an `AppRunner`) needs for the access log the settings ask for."""
+# A request line (method, path, query) up to this long reaches the APIs, which answer an odd one in
+# their own error format (with its request id); aiohttp's own limit, 8 KiB, answered a long SWR
+# `filter` with a bare text/plain 400 before any of Ferry's code saw it.
+MAX_REQUEST_LINE = 64 * 1024
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What `web.run_app` (or an `AppRunner`) needs for the access log the settings ask for, and
+    the request line's limit."""
+    limits = {"max_line_size": MAX_REQUEST_LINE}
     if not settings.access_log:
-        return {"access_log": None}
-    return {"access_log_class": AccessLogger, "access_log": logging.getLogger(logs.ACCESS_LOGGER)}
+        return {"access_log": None, **limits}
+    return {"access_log_class": AccessLogger, "access_log": logging.getLogger(logs.ACCESS_LOGGER), **limits}
 
 
 @web.middleware

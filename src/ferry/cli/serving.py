@@ -42,7 +42,7 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
     """This process serves the application until SIGTERM or SIGINT."""
     from aiohttp import web
 
-    from ferry.app import access_log_options, create_app
+    from ferry.app import create_app, server_options
     from ferry.cli.tls import server_ssl_context
     from ferry.observability import metrics
     from ferry.ops.memory import tune_malloc
@@ -57,7 +57,7 @@ def serve_here(settings: Settings, reuse_port: bool) -> None:
         print=None,
         reuse_port=reuse_port,
         ssl_context=ssl_context,
-        **access_log_options(settings),
+        **server_options(settings),
         shutdown_timeout=5,  # peers keep idle connections open; do not wait a minute for them
     )
 

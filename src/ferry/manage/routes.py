@@ -8,6 +8,7 @@ from ferry.manage import (
     account,
     audit,
     iam,
+    listings_v3,
     login_secrets,
     namespaces,
     org_rules,
@@ -34,6 +35,7 @@ OPERATIONS: list[Operation] = [
     # /openapi.json lists its paths as it always has.
     *sync.OPERATIONS,
     *tags.OPERATIONS,
+    *listings_v3.OPERATIONS,
     *retentions.OPERATIONS,
     *audit.OPERATIONS,
     *webhooks.OPERATIONS,

@@ -28,7 +28,7 @@ TAG = "tags"
 LIST_KEYS = ("offset", "limit", "order_column", "order_type", "tag")
 
 
-def _fields(
+def tag_fields(
     request: web.Request, namespace: str, repository: str, view: TagView, domain_id: str
 ) -> dict[str, object]:
     """What a tag's detail and its list row share."""
@@ -75,7 +75,7 @@ async def list_repository_tags(request: web.Request, principal: Principal) -> we
         found = await inventory.list_tags(session, principal, namespace, name, query)
     items = [
         TagListItem.model_validate(
-            _fields(request, namespace, name, view, found.account.domain_id)
+            tag_fields(request, namespace, name, view, found.account.domain_id)
             | {"deleted": None, "scanned": False}
         )
         for view in found.views
@@ -87,7 +87,9 @@ async def show_repo_tag(request: web.Request, principal: Principal) -> web.Respo
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
     async with state(request).db.read() as session:
         view, account = await inventory.show_tag(session, principal, namespace, name, tag)
-    return json_response(TagDetail.model_validate(_fields(request, namespace, name, view, account.domain_id)))
+    return json_response(
+        TagDetail.model_validate(tag_fields(request, namespace, name, view, account.domain_id))
+    )
 
 
 async def delete_repo_tag(request: web.Request, principal: Principal) -> web.Response:
