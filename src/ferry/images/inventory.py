@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import READ
@@ -148,7 +148,7 @@ async def tag_names_of(session: AsyncSession, repository_ids: list[int]) -> dict
     return names
 
 
-def _tag_query(repository_id: int) -> Select[Tag, Manifest]:
+def tag_query(repository_id: int) -> Select[Tag, Manifest]:
     return (
         select(Tag, Manifest)
         .join(Manifest, (Manifest.repository_id == Tag.repository_id) & (Manifest.digest == Tag.digest))
@@ -157,7 +157,7 @@ def _tag_query(repository_id: int) -> Select[Tag, Manifest]:
 
 
 async def tag_view(session: AsyncSession, repository_id: int, name: str) -> TagView | None:
-    row = (await session.execute(_tag_query(repository_id).where(Tag.name == name))).first()
+    row = (await session.execute(tag_query(repository_id).where(Tag.name == name))).first()
     return TagView(row[0], row[1]) if row else None
 
 
@@ -170,7 +170,7 @@ async def tag_page(
     descending: bool,
     name_contains: str | None,
 ) -> tuple[list[TagView], int]:
-    query = _tag_query(repository_id)
+    query = tag_query(repository_id)
     count = select(func.count()).select_from(Tag).where(Tag.repository_id == repository_id)
     if name_contains:
         query = query.where(Tag.name.contains(name_contains, autoescape=True))
@@ -260,10 +260,10 @@ async def list_repositories(
         order_column,
         descending,
     )
-    return await _listings(session, rows), total
+    return await listings_of(session, rows), total
 
 
-async def _listings(
+async def listings_of(
     session: AsyncSession, rows: list[tuple[Repository, Organization]]
 ) -> list[RepositoryListing]:
     """The rows with their figures, tags and accounts, in a fixed number of statements."""
@@ -275,43 +275,6 @@ async def _listings(
         RepositoryListing(repo, org, accounts[org.account_id], figures[repo.id], tags[repo.id])
         for repo, org in rows
     ]
-
-
-@dataclass(frozen=True)
-class RepositoryMarkerQuery:
-    """SWR's v3 repository list: filters, and the id after which a page starts (0: the first)."""
-
-    namespace: str | None
-    name_contains: str | None
-    category: str | None
-    is_public: bool | None
-    after_id: int
-    limit: int
-
-
-async def repositories_after(
-    session: AsyncSession, principal: Principal, query: RepositoryMarkerQuery
-) -> tuple[list[RepositoryListing], bool]:
-    """A page of visible repositories in id order after `query.after_id`, and whether more follow."""
-    visible = [v.organization for v in await visible_organizations(session, principal)]
-    if query.namespace and query.namespace not in {o.name for o in visible}:
-        raise OrganizationUnknown(query.namespace)
-    statement = (
-        select(Repository, Organization)
-        .join(Organization, Organization.id == Repository.organization_id)
-        .where(Repository.organization_id.in_([o.id for o in visible]), Repository.id > query.after_id)
-    )
-    if query.namespace:
-        statement = statement.where(Organization.name == query.namespace)
-    if query.name_contains:
-        statement = statement.where(Repository.name.contains(query.name_contains, autoescape=True))
-    if query.category:
-        statement = statement.where(Repository.category == query.category)
-    if query.is_public is not None:
-        statement = statement.where(Repository.is_public.is_(query.is_public))
-    rows = (await session.execute(statement.order_by(Repository.id).limit(query.limit + 1))).all()
-    more = len(rows) > query.limit
-    return await _listings(session, [(r, o) for r, o in rows[: query.limit]]), more
 
 
 async def show_repository(
@@ -354,39 +317,6 @@ async def visible_repositories(
         query.order_column,
         query.descending,
     )
-
-
-async def tags_after(
-    session: AsyncSession,
-    principal: Principal,
-    namespace: str,
-    name: str,
-    after: str | None,
-    limit: int,
-    by_update: bool,
-    descending: bool,
-    name_contains: str | None,
-) -> tuple[list[TagView], bool, Account]:
-    """SWR's v3 tag list: a page after the tag `after` in the order asked (by name, or by update
-    time then name), whether more follow, and the repository's account."""
-    visible, repository = await repository_for(session, principal, namespace, name, READ)
-    account = await account_of(session, visible.organization.account_id)
-    query = _tag_query(repository.id)
-    if name_contains:
-        query = query.where(Tag.name.contains(name_contains, autoescape=True))
-    keys = (Tag.updated_at, Tag.name) if by_update else (Tag.name,)
-    if after is not None:
-        last = await session.get(Tag, (repository.id, after))
-        if last is not None:
-            marker = (last.updated_at, last.name) if by_update else (last.name,)
-            query = query.where(
-                tuple_(*keys) < tuple_(*marker) if descending else tuple_(*keys) > tuple_(*marker)
-            )
-        else:  # the marker tag was deleted meanwhile: continue from where its name sorts
-            query = query.where(Tag.name < after if descending else Tag.name > after)
-    query = query.order_by(*(k.desc() if descending else k.asc() for k in keys))
-    rows = (await session.execute(query.limit(limit + 1))).all()
-    return [TagView(t, m) for t, m in rows[:limit]], len(rows) > limit, account
 
 
 @dataclass(frozen=True)

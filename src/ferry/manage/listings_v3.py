@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.images import inventory
+from ferry.images import marker_pages
 from ferry.manage.operations import authenticated, json_response, namespace_param, repository_param
 from ferry.manage.schemas import TagDetail, rfc3339
 from ferry.manage.tags import tag_fields
@@ -74,7 +74,7 @@ async def list_repo_details(request: web.Request, principal: Principal) -> web.R
     marker = whole_number(raw_marker)
     if marker is None:
         raise swr_bad_request(f"marker must be a repository id from nextMarker, not {raw_marker!r}")
-    query = inventory.RepositoryMarkerQuery(
+    query = marker_pages.RepositoryMarkerQuery(
         namespace,
         request.query.get("name") or None,
         request.query.get("category") or None,
@@ -83,7 +83,7 @@ async def list_repo_details(request: web.Request, principal: Principal) -> web.R
         _limit(request),
     )
     async with state(request).db.read() as session:
-        listings, more = await inventory.repositories_after(session, principal, query)
+        listings, more = await marker_pages.repositories_after(session, principal, query)
     repos = [
         RepositoryV3(
             id=item.repository.id,
@@ -116,7 +116,7 @@ async def list_repository_tag(request: web.Request, principal: Principal) -> web
         )
     with_manifest = bool(_flag(request, "with_manifest"))
     async with state(request).db.read() as session:
-        views, more, account = await inventory.tags_after(
+        views, more, account = await marker_pages.tags_after(
             session,
             principal,
             namespace,
