@@ -26,6 +26,7 @@ from huaweicloudsdkswr.v2 import (
     DeleteRepoRequest,
     DeleteRepoTagRequest,
     ListApiVersionsRequest,
+    ListGlobalFeatureGatesRequest,
     ListNamespacesRequest,
     ListQuotasRequest,
     ListReposDetailsRequest,
@@ -38,6 +39,7 @@ from huaweicloudsdkswr.v2 import (
     ShowRepoTagRequest,
     ShowRepoTagResponse,
     ShowShareFeatureGatesRequest,
+    ShowShareFeatureGatesResponse,
     SwrClient,
     UpdateNamespaceAuthRequest,
     UpdateRepoRequest,
@@ -147,7 +149,12 @@ def test_quotas_overview_and_feature_gates_describe_the_account(world: World) ->
     assert overview.store_space >= image.content_size
 
     gates = world.client.show_share_feature_gates(ShowShareFeatureGatesRequest())
-    assert gates.enable_image_sync is True
+    assert gates.enable_image_sync is True and gates.enable_authorization_token is True
+    assert gates.enable_list_v3 is True and gates.enable_image_scan is False
+    # Every field of SWR's answer is said, none left for the SDK to guess.
+    assert all(getattr(gates, field) is not None for field in ShowShareFeatureGatesResponse.openapi_types)
+    global_gates = world.client.list_global_feature_gates(ListGlobalFeatureGatesRequest())
+    assert global_gates.enable_enterprise is False
 
 
 # --- organizations ----------------------------------------------------------------------------

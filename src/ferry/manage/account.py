@@ -55,8 +55,37 @@ async def list_quotas(request: web.Request, principal: Principal) -> web.Respons
     return json_response(QuotaList(quotas=[quota]))
 
 
+# SWR's feature gates, as Ferry has them: what the console would offer (README "Not in Ferry"
+# for what is off).
+SHARE_FEATURE_GATES = {
+    "enable_image_sync": True,
+    "enable_authorization_token": True,  # temporary docker login
+    "enable_list_v3": True,
+    "enable_experience": False,
+    "enable_hss_service": False,
+    "enable_image_scan": False,
+    "enable_sm3": False,
+    "enable_cci_service": False,
+    "enable_cci_sharing": False,
+    "enable_image_label": False,
+    "enable_pipeline": False,
+    "enable_resource": False,
+    "enable_image_quota": False,
+}
+GLOBAL_FEATURE_GATES = {  # camelCase here, as the SDK's model reads them
+    "enableUserDefObs": False,
+    "enableEnterprise": False,  # the enterprise edition is not part of Ferry
+    "cerAvailable": False,
+    "enableIntranetAccessSwitch": False,
+}
+
+
 async def show_feature_gates(request: web.Request, principal: Principal) -> web.Response:
-    return json_response({"enable_image_sync": True, "enable_experience": False, "enable_cci_sharing": False})
+    return json_response(SHARE_FEATURE_GATES)
+
+
+async def list_global_feature_gates(request: web.Request, principal: Principal) -> web.Response:
+    return json_response(GLOBAL_FEATURE_GATES)
 
 
 async def show_domain_overview(request: web.Request, principal: Principal) -> web.Response:
@@ -97,6 +126,13 @@ OPERATIONS = [
         "GET",
         "/v2/manage/projects/{project_id}/feature-gates",
         "Show feature gates",
+        tag=TAG,
+    ),
+    authenticated(
+        list_global_feature_gates,
+        "GET",
+        "/v2/{project_id}/feature-gates",
+        "List the global feature gates (the enterprise edition is off)",
         tag=TAG,
     ),
     authenticated(
