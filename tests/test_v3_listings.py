@@ -9,17 +9,20 @@ from collections.abc import Iterator
 
 import pytest
 from huaweicloudsdkswr.v2 import (
+    ListReferencesRequest,
+    ListRepoAccessoriesRequest,
     ListRepoDetailsRequest,
     ListRepositoryTagRequest,
     UpdateRepoRequest,
     UpdateRepoRequestBody,
 )
 
-from tests.support.images import make_image, push_image
+from tests.support.images import Image, make_image, push_image, put_manifest
+from tests.support.layouts import OCI_MANIFEST
 from tests.support.regions import Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.swr import assert_sdk_error
-from tests.support.sync_helpers import create_org, registry, sdk
+from tests.support.sync_helpers import create_org, push_signature, registry, sdk
 
 REGION = "cn-north-4"
 ORG, OTHER = "vthree", "vthreeother"
@@ -110,3 +113,51 @@ def test_tags_page_by_marker_and_give_the_manifest_when_asked(region: FerryServe
     )
     [tag] = with_manifest.tags
     assert json.loads(tag.manifest)["schemaVersion"] == 2 and tag.digest.startswith("sha256:")
+
+
+def test_a_tags_accessories_and_references(region: FerryServer) -> None:
+    image = make_image("v3-signed")
+    name = f"{ORG}/signed"
+    push_image(registry(region), name, "v1", image)
+    first = push_signature(region, name, image.digest, image.media_type, len(image.manifest), "one")
+    second = push_signature(region, name, image.digest, image.media_type, len(image.manifest), "two")
+    # A cosign-scheme tag on the second signature, and another for the image's digest.
+    sig_tag = image.digest.replace(":", "-") + ".sig"
+    att_tag = image.digest.replace(":", "-") + ".att"
+    for tag in (sig_tag, att_tag):
+        assert (
+            put_manifest(registry(region), name, tag, make_signature_image(region, name, second)).status_code
+            == 201
+        )
+
+    answer = sdk(region).list_repo_accessories(
+        ListRepoAccessoriesRequest(namespace=ORG, repository="signed", tag="v1", limit=10, offset=0)
+    )
+    assert answer.total == 2
+    assert [a.sig_digest for a in answer.accessories] == [first, second]
+    assert all(a.target_digest == image.digest for a in answer.accessories)
+    assert {a.type for a in answer.accessories} == {"application/vnd.dev.cosign.artifact.sig.v1+json"}
+    assert [a.sig_tag for a in answer.accessories] == ["", att_tag]  # the first tag by name
+
+    page = sdk(region).list_references(
+        ListReferencesRequest(namespace=ORG, repository="signed", tag="v1", limit=1)
+    )
+    assert page.tags == [att_tag] and page.has_more is True
+    rest = sdk(region).list_references(
+        ListReferencesRequest(namespace=ORG, repository="signed", tag="v1", limit=1, marker=page.next_marker)
+    )
+    assert rest.tags == [sig_tag] and rest.has_more is False
+    assert_sdk_error(
+        lambda: sdk(region).list_repo_accessories(
+            ListRepoAccessoriesRequest(namespace=ORG, repository="signed", tag="nope")
+        ),
+        404,
+        "SVCSTG.SWR.4040115",
+    )
+
+
+def make_signature_image(region: FerryServer, name: str, digest: str) -> Image:
+    """The stored signature manifest `digest` again, to put under a tag."""
+    response = registry(region).get(f"/v2/{name}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
+    assert response.status_code == 200, response.text
+    return Image(response.content, {}, OCI_MANIFEST)

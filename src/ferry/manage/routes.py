@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ferry.manage import (
+    accessories,
     account,
     audit,
     iam,
@@ -36,6 +37,7 @@ OPERATIONS: list[Operation] = [
     *sync.OPERATIONS,
     *tags.OPERATIONS,
     *listings_v3.OPERATIONS,
+    *accessories.OPERATIONS,
     *retentions.OPERATIONS,
     *audit.OPERATIONS,
     *webhooks.OPERATIONS,
