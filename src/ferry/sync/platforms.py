@@ -125,13 +125,8 @@ class PlatformSubsetSource(LocalSource):
         return subset.digest
 
     async def manifest(self, digest: str) -> SourceManifest:
+        # LocalSource.tree walks through this, so a subset's tree is its kept children's.
         return self._subsets.get(digest) or await super().manifest(digest)
-
-    async def tree(self, digest: str) -> list[str]:
-        result = [digest]
-        for child in (await self.manifest(digest)).parsed.children:
-            result += await self.tree(child.digest)
-        return result
 
     async def referrers(self, subject: str) -> list[str]:
         # Nothing refers to a subset index; the source index's signatures sign another digest.
