@@ -6,17 +6,22 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
 from ferry.images import accessories
-from ferry.manage.operations import authenticated, json_response, namespace_param, repository_param, tag_param
+from ferry.manage.operations import (
+    authenticated,
+    json_response,
+    namespace_param,
+    query_number,
+    repository_param,
+    tag_param,
+)
 from ferry.manage.schemas import rfc3339
-from ferry.parsing import whole_number
 from ferry.state import state
 
 TAG_PATH = "/v2/manage/namespaces/{namespace}/repos/{repository}/{tag}"
 TAG = "tags"
-MAX_LIMIT = 1000
+MAX_LIMIT, MAX_OFFSET = 1000, 10**9
 
 
 class AccessoryView(BaseModel):
@@ -44,17 +49,10 @@ class ReferencesView(BaseModel):
     tags: list[str]
 
 
-def _number(request: web.Request, name: str, default: int, low: int) -> int:
-    raw = request.query.get(name, str(default))
-    value = whole_number(raw)
-    if value is None or not low <= value <= (MAX_LIMIT if name == "limit" else 10**9):
-        raise swr_bad_request(f"{name} must be a whole number from {low}, not {raw!r}", "SVCSTG.SWR.4000056")
-    return value
-
-
 async def list_repo_accessories(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
-    offset, limit = _number(request, "offset", 0, 0), _number(request, "limit", 100, 1)
+    offset = query_number(request, "offset", 0, 0, MAX_OFFSET)
+    limit = query_number(request, "limit", 100, 1, MAX_LIMIT)
     async with state(request).db.read() as session:
         found = await accessories.accessories_of(session, principal, namespace, name, tag, offset, limit)
     views = [
@@ -78,7 +76,7 @@ async def list_repo_accessories(request: web.Request, principal: Principal) -> w
 
 async def list_references(request: web.Request, principal: Principal) -> web.Response:
     namespace, name, tag = namespace_param(request), repository_param(request), tag_param(request)
-    limit = _number(request, "limit", 100, 1)
+    limit = query_number(request, "limit", 100, 1, MAX_LIMIT)
     async with state(request).db.read() as session:
         names, more = await accessories.references_of(
             session, principal, namespace, name, tag, request.query.get("marker") or None, limit

@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
 from ferry.images import marker_pages
-from ferry.manage.operations import authenticated, json_response, namespace_param, repository_param
+from ferry.manage.operations import (
+    authenticated,
+    json_response,
+    namespace_param,
+    query_number,
+    repository_param,
+)
 from ferry.manage.schemas import TagDetail, rfc3339
 from ferry.manage.tags import tag_fields
 from ferry.names import invalid_organization, is_organization
@@ -49,14 +55,6 @@ class TagPageV3(BaseModel):
     has_more: bool
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    limit = whole_number(raw)
-    if limit is None or not 1 <= limit <= MAX_LIMIT:
-        raise swr_bad_request(f"limit must be 1 to {MAX_LIMIT}, not {raw!r}", "SVCSTG.SWR.4000056")
-    return limit
-
-
 def _flag(request: web.Request, name: str) -> bool | None:
     raw = request.query.get(name)
     if raw is None:
@@ -80,7 +78,7 @@ async def list_repo_details(request: web.Request, principal: Principal) -> web.R
         request.query.get("category") or None,
         _flag(request, "is_public"),
         marker,
-        _limit(request),
+        query_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
     )
     async with state(request).db.read() as session:
         listings, more = await marker_pages.repositories_after(session, principal, query)
@@ -122,7 +120,7 @@ async def list_repository_tag(request: web.Request, principal: Principal) -> web
             namespace,
             name,
             request.query.get("marker") or None,
-            _limit(request),
+            query_number(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
             order_column == "updated_at",
             order_type == "desc",
             request.query.get("tag") or None,

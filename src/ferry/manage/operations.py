@@ -153,6 +153,26 @@ def tag_param(request: web.Request) -> str:
     return tag
 
 
+def id_param(request: web.Request, name: str) -> int:
+    """A numeric id in the path (`{retention_id}`, `{webhook_id}`, `{rule_id}`, …)."""
+    raw = request.match_info[name]
+    value = whole_number(raw)
+    if value is None:
+        raise swr_bad_request(f"{name} must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
+    return value
+
+
+def query_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole number from `low` to `high` in the query (`default` when absent)."""
+    raw = request.query.get(name, str(default))
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
+        raise swr_bad_request(
+            f"{name} must be a whole number from {low} to {high}, not {raw!r}", "SVCSTG.SWR.4000056"
+        )
+    return value
+
+
 def parse_filter(request: web.Request) -> dict[str, str] | None:
     """SWR's `filter=k1::v1|k2::v2` query parameter; None when absent."""
     raw = request.query.get("filter")

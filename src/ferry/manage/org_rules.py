@@ -9,11 +9,10 @@ from pydantic import BaseModel, Field
 from ferry.config import byte_rate
 from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.manage.operations import authenticated, json_response, namespace_param, parse_body
+from ferry.manage.operations import authenticated, id_param, json_response, namespace_param, parse_body
 from ferry.manage.schemas import rfc3339
 from ferry.manage.sync import SyncTarget, target_of
 from ferry.metadata.models import OrgSyncRule
-from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import filters, org_rules, pauses
 from ferry.sync.platforms import MAX_PLATFORMS, parse_platforms
@@ -146,10 +145,7 @@ async def list_org_rules(request: web.Request, principal: Principal) -> web.Resp
 
 
 async def delete_org_rule(request: web.Request, principal: Principal) -> web.Response:
-    namespace, raw = namespace_param(request), request.match_info["rule_id"]
-    rule_id = whole_number(raw)
-    if rule_id is None:
-        raise swr_bad_request(f"rule_id must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
+    namespace, rule_id = namespace_param(request), id_param(request, "rule_id")
     async with state(request).db.write() as session:
         await org_rules.delete_org_rule(session, principal, namespace, rule_id)
     return web.Response(status=204)

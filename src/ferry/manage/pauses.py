@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
 from ferry.manage.operations import (
     authenticated,
+    id_param,
     json_response,
     namespace_param,
     parse_body,
@@ -17,7 +17,6 @@ from ferry.manage.operations import (
 )
 from ferry.manage.org_rules import RULE
 from ferry.manage.sync import SYNC, SyncTarget, target_of
-from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.sync import pauses
 
@@ -40,10 +39,7 @@ async def _repository_rule(request: web.Request, principal: Principal, paused: b
 
 
 async def _org_rule(request: web.Request, principal: Principal, paused: bool) -> web.Response:
-    namespace, raw = namespace_param(request), request.match_info["rule_id"]
-    rule_id = whole_number(raw)
-    if rule_id is None:
-        raise swr_bad_request(f"rule_id must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
+    namespace, rule_id = namespace_param(request), id_param(request, "rule_id")
     async with state(request).db.write() as session:
         scope = await pauses.pause_org_rule(session, principal, namespace, rule_id, paused)
     return json_response(PausedView(paused=paused, scope=str(scope)))

@@ -9,13 +9,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
 from ferry.images import retention
 from ferry.images.retention_rules import RetentionPolicy, parse_policy, parse_rule
 from ferry.manage.operations import (
     authenticated,
     content_range,
+    id_param,
     json_response,
     namespace_param,
     page,
@@ -25,7 +25,6 @@ from ferry.manage.operations import (
 )
 from ferry.manage.schemas import Body, rfc3339
 from ferry.metadata.models import Retention, RetentionHistory
-from ferry.parsing import whole_number
 from ferry.state import state
 
 RETENTIONS = "/v2/manage/namespaces/{namespace}/repos/{repository}/retentions"
@@ -116,14 +115,6 @@ def _policy(body: RetentionBody) -> RetentionPolicy:
     return parse_policy(body.algorithm, rules)
 
 
-def _retention_id(request: web.Request) -> int:
-    raw = request.match_info["retention_id"]
-    value = whole_number(raw)
-    if value is None:
-        raise swr_bad_request(f"retention_id must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
-    return value
-
-
 def _view(found: Retention) -> RetentionView:
     return RetentionView.model_validate(
         {"algorithm": found.algorithm, "id": found.id, "rules": found.rules, "scope": found.scope}
@@ -163,7 +154,7 @@ async def show_retention(request: web.Request, principal: Principal) -> web.Resp
     namespace, name, retention_id = (
         namespace_param(request),
         repository_param(request),
-        _retention_id(request),
+        id_param(request, "retention_id"),
     )
     async with state(request).db.read() as session:
         found = await retention.show_retention(session, principal, namespace, name, retention_id)
@@ -174,7 +165,7 @@ async def update_retention(request: web.Request, principal: Principal) -> web.Re
     namespace, name, retention_id = (
         namespace_param(request),
         repository_param(request),
-        _retention_id(request),
+        id_param(request, "retention_id"),
     )
     policy = _policy(await parse_body(request, RetentionBody))
     await retention.change_retention(
@@ -187,7 +178,7 @@ async def delete_retention(request: web.Request, principal: Principal) -> web.Re
     namespace, name, retention_id = (
         namespace_param(request),
         repository_param(request),
-        _retention_id(request),
+        id_param(request, "retention_id"),
     )
     async with state(request).db.write() as session:
         await retention.delete_retention(session, principal, namespace, name, retention_id)
@@ -216,7 +207,7 @@ async def run_retention(request: web.Request, principal: Principal) -> web.Respo
     namespace, name, retention_id = (
         namespace_param(request),
         repository_param(request),
-        _retention_id(request),
+        id_param(request, "retention_id"),
     )
     report = await retention.run_now(
         state(request).db, state(request).tag_events, principal, namespace, name, retention_id

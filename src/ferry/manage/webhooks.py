@@ -6,12 +6,17 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from ferry.errors import swr_bad_request
 from ferry.identity.service import Principal
-from ferry.manage.operations import authenticated, json_response, namespace_param, parse_body
+from ferry.manage.operations import (
+    authenticated,
+    id_param,
+    json_response,
+    namespace_param,
+    parse_body,
+    query_number,
+)
 from ferry.manage.schemas import Body, rfc3339
 from ferry.metadata.outbox_models import Webhook
-from ferry.parsing import whole_number
 from ferry.state import state
 from ferry.webhooks import hooks
 from ferry.webhooks.hooks import DeliveryLog
@@ -124,14 +129,6 @@ def _delivery_view(log: DeliveryLog) -> DeliveryView:
     )
 
 
-def _id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    value = whole_number(raw)
-    if value is None:
-        raise swr_bad_request(f"{name} must be a whole number, not {raw!r}", "SVCSTG.SWR.4001025")
-    return value
-
-
 def _allow_private(request: web.Request) -> bool:
     return state(request).settings.webhook_allow_private
 
@@ -163,14 +160,14 @@ async def list_webhooks(request: web.Request, principal: Principal) -> web.Respo
 
 
 async def show_webhook(request: web.Request, principal: Principal) -> web.Response:
-    namespace, webhook_id = namespace_param(request), _id(request, "webhook_id")
+    namespace, webhook_id = namespace_param(request), id_param(request, "webhook_id")
     async with state(request).db.read() as session:
         hook = await hooks.show_webhook(session, principal, namespace, webhook_id)
         return json_response(WebhookView.model_validate(_view(hook)))
 
 
 async def update_webhook(request: web.Request, principal: Principal) -> web.Response:
-    namespace, webhook_id = namespace_param(request), _id(request, "webhook_id")
+    namespace, webhook_id = namespace_param(request), id_param(request, "webhook_id")
     body = await parse_body(request, UpdateWebhookBody)
     change = hooks.Change(body.url, body.events, body.enabled, body.description, body.secret)
     async with state(request).db.write() as session:
@@ -182,7 +179,7 @@ async def update_webhook(request: web.Request, principal: Principal) -> web.Resp
 
 
 async def delete_webhook(request: web.Request, principal: Principal) -> web.Response:
-    namespace, webhook_id = namespace_param(request), _id(request, "webhook_id")
+    namespace, webhook_id = namespace_param(request), id_param(request, "webhook_id")
     async with state(request).db.write() as session:
         await hooks.delete_webhook(session, principal, namespace, webhook_id)
     return web.Response(status=204)
@@ -190,17 +187,15 @@ async def delete_webhook(request: web.Request, principal: Principal) -> web.Resp
 
 async def list_deliveries(request: web.Request, principal: Principal) -> web.Response:
     """The newest deliveries first (`limit`, default 100, at most 1000), each with its attempts."""
-    namespace, webhook_id = namespace_param(request), _id(request, "webhook_id")
-    limit = whole_number(request.query.get("limit", "100"))
-    if limit is None or not 1 <= limit <= 1000:
-        raise swr_bad_request("limit must be 1 to 1000", "SVCSTG.SWR.4000056")
+    namespace, webhook_id = namespace_param(request), id_param(request, "webhook_id")
+    limit = query_number(request, "limit", 100, 1, 1000)
     async with state(request).db.read() as session:
         found = await hooks.list_deliveries(session, principal, namespace, webhook_id, limit)
         return json_response([_delivery_view(log) for log in found])
 
 
 async def replay_delivery(request: web.Request, principal: Principal) -> web.Response:
-    namespace, delivery_id = namespace_param(request), _id(request, "delivery_id")
+    namespace, delivery_id = namespace_param(request), id_param(request, "delivery_id")
     async with state(request).db.write() as session:
         replay = await hooks.replay_delivery(session, principal, namespace, delivery_id)
         answer = Replayed(id=replay.id, replay_of=delivery_id)
