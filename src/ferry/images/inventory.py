@@ -181,6 +181,34 @@ async def tag_page(
     return [TagView(t, m) for t, m in rows], int(await session.scalar(count) or 0)
 
 
+def repositories_where(
+    organization_ids: list[int], organization: str | None, name_contains: str | None, category: str | None
+) -> Select[Repository, Organization]:
+    """The repositories (with their organizations) of a list's filters; None means any."""
+    query = (
+        select(Repository, Organization)
+        .join(Organization, Organization.id == Repository.organization_id)
+        .where(Repository.organization_id.in_(organization_ids))
+    )
+    if organization:
+        query = query.where(Organization.name == organization)
+    if name_contains:
+        query = query.where(Repository.name.contains(name_contains, autoescape=True))
+    if category:
+        query = query.where(Repository.category == category)
+    return query
+
+
+async def visible_organization_ids(
+    session: AsyncSession, principal: Principal, namespace: str | None
+) -> list[int]:
+    """The organizations the caller has a right on; OrganizationUnknown for a named one it has none on."""
+    visible = [v.organization for v in await visible_organizations(session, principal)]
+    if namespace and namespace not in {o.name for o in visible}:
+        raise OrganizationUnknown(namespace)
+    return [o.id for o in visible]
+
+
 async def repository_page(
     session: AsyncSession,
     organization_ids: list[int],
@@ -193,17 +221,7 @@ async def repository_page(
     descending: bool,
 ) -> tuple[list[tuple[Repository, Organization]], int]:
     """One page of repositories; `order_column` is one of REPOSITORY_ORDER_COLUMNS."""
-    query = (
-        select(Repository, Organization)
-        .join(Organization, Organization.id == Repository.organization_id)
-        .where(Repository.organization_id.in_(organization_ids))
-    )
-    if organization:
-        query = query.where(Organization.name == organization)
-    if name_contains:
-        query = query.where(Repository.name.contains(name_contains, autoescape=True))
-    if category:
-        query = query.where(Repository.category == category)
+    query = repositories_where(organization_ids, organization, name_contains, category)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     tag_count = (
         select(func.count())
@@ -303,12 +321,9 @@ async def visible_repositories(
     session: AsyncSession, principal: Principal, query: RepositoryQuery
 ) -> tuple[list[RepositoryListing], int]:
     """A page of the repositories in organizations the caller has a right on, and their number."""
-    visible = [v.organization for v in await visible_organizations(session, principal)]
-    if query.namespace and query.namespace not in {o.name for o in visible}:
-        raise OrganizationUnknown(query.namespace)
     return await list_repositories(
         session,
-        [o.id for o in visible],
+        await visible_organization_ids(session, principal, query.namespace),
         query.namespace,
         query.name_contains,
         query.category,

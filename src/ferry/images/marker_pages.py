@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ferry.identity.caller import READ
-from ferry.identity.errors import OrganizationUnknown
-from ferry.identity.organizations import account_of, visible_organizations
+from ferry.identity.organizations import account_of
 from ferry.identity.service import Principal
-from ferry.images.inventory import RepositoryListing, TagView, listings_of, tag_query
+from ferry.images.inventory import (
+    RepositoryListing,
+    TagView,
+    listings_of,
+    repositories_where,
+    tag_query,
+    visible_organization_ids,
+)
 from ferry.images.repositories import repository_for
-from ferry.metadata.models import Account, Organization, Repository, Tag
+from ferry.metadata.models import Account, Repository, Tag
 
 
 @dataclass(frozen=True)
@@ -33,20 +39,9 @@ async def repositories_after(
     session: AsyncSession, principal: Principal, query: RepositoryMarkerQuery
 ) -> tuple[list[RepositoryListing], bool]:
     """A page of visible repositories in id order after `query.after_id`, and whether more follow."""
-    visible = [v.organization for v in await visible_organizations(session, principal)]
-    if query.namespace and query.namespace not in {o.name for o in visible}:
-        raise OrganizationUnknown(query.namespace)
-    statement = (
-        select(Repository, Organization)
-        .join(Organization, Organization.id == Repository.organization_id)
-        .where(Repository.organization_id.in_([o.id for o in visible]), Repository.id > query.after_id)
-    )
-    if query.namespace:
-        statement = statement.where(Organization.name == query.namespace)
-    if query.name_contains:
-        statement = statement.where(Repository.name.contains(query.name_contains, autoescape=True))
-    if query.category:
-        statement = statement.where(Repository.category == query.category)
+    organization_ids = await visible_organization_ids(session, principal, query.namespace)
+    statement = repositories_where(organization_ids, query.namespace, query.name_contains, query.category)
+    statement = statement.where(Repository.id > query.after_id)
     if query.is_public is not None:
         statement = statement.where(Repository.is_public.is_(query.is_public))
     rows = (await session.execute(statement.order_by(Repository.id).limit(query.limit + 1))).all()
