@@ -130,11 +130,7 @@ async def list_org_rules(request: web.Request, principal: Principal) -> web.Resp
     namespace = namespace_param(request)
     async with state(request).db.read() as session:
         found = await org_rules.list_org_rules(session, principal, namespace)
-        held = {
-            (p.remote_region_id, p.remote_namespace)
-            for p in await pauses.list_pauses(session)
-            if p.namespace == namespace and not p.repo_name
-        }
+        held = await pauses.paused_organization_targets(session, namespace)
         views = [
             OrgRuleView.model_validate(
                 _view(rule, namespace, (rule.remote_region_id, rule.remote_namespace) in held)

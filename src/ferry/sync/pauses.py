@@ -92,5 +92,15 @@ async def pause_org_rule(
     return scope
 
 
+async def paused_organization_targets(session: AsyncSession, namespace: str) -> set[tuple[str, str]]:
+    """The (region, organization) targets whose copies from the whole organization are paused."""
+    rows = await session.execute(
+        select(SyncPause.remote_region_id, SyncPause.remote_namespace).where(
+            SyncPause.namespace == namespace, SyncPause.repo_name == "", SyncPause.remote_namespace != ""
+        )
+    )
+    return {(region, remote) for region, remote in rows.all()}
+
+
 async def list_pauses(session: AsyncSession) -> list[SyncPause]:
     return list(await session.scalars(select(SyncPause).order_by(SyncPause.id)))
