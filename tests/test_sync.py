@@ -37,13 +37,13 @@ from tests.support.swr import assert_sdk_error, sdk_error
 from tests.support.sync_helpers import (
     ACCEPT,
     FINAL,
-    create_org,
     create_repo,
     create_rule,
     image_layout,
     jobs,
     manage,
     manual_sync,
+    new_org,
     push_layout_image,
     push_signature,
     referrer_digests,
@@ -87,14 +87,6 @@ def b(regions: Regions) -> FerryServer:
 @pytest.fixture
 def c(regions: Regions) -> FerryServer:
     return regions[C]
-
-
-def orgs(*servers: FerryServer) -> str:
-    """One fresh organization name, created in every given region."""
-    name = unique("sync")
-    for server in servers:
-        create_org(server, name)
-    return name
 
 
 def wait_job(
@@ -142,7 +134,7 @@ def wait_settled(
 
 
 def test_auto_sync_copies_a_pushed_image_and_a_retag(a: FerryServer, b: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
 
@@ -186,7 +178,7 @@ def test_auto_sync_copies_a_pushed_image_and_a_retag(a: FerryServer, b: FerrySer
 def test_rule_does_not_copy_existing_images_but_manual_sync_does(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     repo = "team/app"  # a nested name: `team$app` in management paths
     v1 = image_layout(tmp_path / "v1", [("t2-v1", 20_000)])
     v2 = image_layout(tmp_path / "v2", [("t2-v2", 20_000)])
@@ -215,7 +207,7 @@ def test_rule_does_not_copy_existing_images_but_manual_sync_does(
 def test_only_tag_changes_under_an_auto_rule_create_jobs(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     one = image_layout(tmp_path / "one", [("t2b-1", 5_000)])
     two = image_layout(tmp_path / "two", [("t2b-2", 5_000)])
     create_repo(a, org, "app")
@@ -241,7 +233,7 @@ def test_only_tag_changes_under_an_auto_rule_create_jobs(
 def test_override_false_keeps_the_target_image_and_true_replaces_it(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     theirs = image_layout(tmp_path / "theirs", [("t3-theirs", 10_000)])
     ours = image_layout(tmp_path / "ours", [("t3-ours", 10_000)])
     newer = image_layout(tmp_path / "newer", [("t3-newer", 10_000)])
@@ -274,7 +266,7 @@ def test_override_false_keeps_updating_its_own_copies_but_not_a_foreign_image(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
     """override false protects images the sync did not write; its own copies follow the source."""
-    org = orgs(a, b)
+    org = new_org(a, b)
     first = image_layout(tmp_path / "first", [("own-first", 10_000)])
     second = image_layout(tmp_path / "second", [("own-second", 10_000)])
     foreign = image_layout(tmp_path / "foreign", [("own-foreign", 10_000)])
@@ -303,7 +295,7 @@ def test_override_false_keeps_updating_its_own_copies_but_not_a_foreign_image(
 def test_multi_platform_index_and_its_signature_arrive_whole(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     layout = multi_platform_layout(tmp_path / "multi", ("amd64", "arm64"), tag="v1")
     skopeo_push(a, layout.root, "v1", f"{org}/multi:v1")
     index_bytes = (layout.root / "blobs" / "sha256" / layout.digest.removeprefix("sha256:")).read_bytes()
@@ -344,7 +336,7 @@ def test_multi_platform_index_and_its_signature_arrive_whole(
 def test_signature_pushed_after_the_sync_follows_its_image(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
     image = image_layout(tmp_path / "img", [("t4b", 10_000)])
@@ -377,7 +369,7 @@ def test_signature_pushed_after_the_sync_follows_its_image(
 
 
 def test_second_image_sends_only_its_new_layers(a: FerryServer, b: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     base = [("t5-base-1", 300_000), ("t5-base-2", 300_000), ("t5-base-3", 300_000)]
     first = image_layout(tmp_path / "one", [*base, ("t5-app-1", 20_000)])
     second = image_layout(tmp_path / "two", [*base, ("t5-app-2", 20_000)])
@@ -412,7 +404,7 @@ def test_second_image_sends_only_its_new_layers(a: FerryServer, b: FerryServer, 
 
 
 def test_layer_bigger_than_a_chunk_arrives_intact(a: FerryServer, b: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "big")
     assert create_rule(a, org, "big", B, org, sync_auto=True) == 200
     image = image_layout(tmp_path / "big", [("t5-big", 2 * CHUNK + 12_345)])
@@ -430,7 +422,7 @@ def test_layer_bigger_than_a_chunk_arrives_intact(a: FerryServer, b: FerryServer
 def test_missing_target_organization_refuses_the_sync_with_a_message(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     image = image_layout(tmp_path / "img", [("t7-missing", 5_000)])
     push_layout_image(a, image, f"{org}/app", "v1")
     # Missing there when asked: the manual sync is refused at once and records nothing.
@@ -452,7 +444,7 @@ def test_missing_target_organization_refuses_the_sync_with_a_message(
 
 
 def test_chain_a_to_b_to_c(a: FerryServer, b: FerryServer, c: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b, c)
+    org = new_org(a, b, c)
     create_repo(a, org, "app")
     create_repo(b, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
@@ -466,7 +458,7 @@ def test_chain_a_to_b_to_c(a: FerryServer, b: FerryServer, c: FerryServer, tmp_p
 
 
 def test_loop_a_to_b_to_a_settles(a: FerryServer, b: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "app")
     create_repo(b, org, "app")
     assert create_rule(a, org, "app", B, org, sync_auto=True) == 200
@@ -492,7 +484,7 @@ def test_loop_a_to_b_to_a_settles(a: FerryServer, b: FerryServer, tmp_path: Path
 
 
 def test_rule_and_job_validation(a: FerryServer, b: FerryServer, tmp_path: Path) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "app")
     client = sdk(a)
 
@@ -593,7 +585,7 @@ def test_rule_and_job_validation(a: FerryServer, b: FerryServer, tmp_path: Path)
 def test_rapid_pushes_to_one_tag_end_with_the_last_image(
     a: FerryServer, b: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, b)
+    org = new_org(a, b)
     create_repo(a, org, "app")
     # override: each push moves the tag away from what the previous job put in B.
     assert create_rule(a, org, "app", B, org, sync_auto=True, override=True) == 200
@@ -616,7 +608,7 @@ def test_rapid_pushes_to_one_tag_end_with_the_last_image(
 def test_unreachable_peer_is_retried_and_a_deleted_source_tag_cancels(
     a: FerryServer, c: FerryServer, tmp_path: Path
 ) -> None:
-    org = orgs(a, c)
+    org = new_org(a, c)
     gone = image_layout(tmp_path / "gone", [("t9-gone", 5_000)])
     kept = image_layout(tmp_path / "kept", [("t9-kept", 5_000)])
     push_layout_image(a, gone, f"{org}/app", "gone")

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from tests.support.images import make_image, push_image
-from tests.support.names import unique
 from tests.support.regions import Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.sync_helpers import (
-    create_org,
+    create_org_rule,
     jobs,
     manage,
+    new_org,
     registry,
     sdk_repo,
     tag_digest,
@@ -44,12 +44,8 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regions]:
 
 
 def setup(regions: Regions, **rule: Any) -> str:
-    org = unique("deletes")
-    for region in (A, B):
-        create_org(regions[region], org)
-    body = {"remoteRegionId": B, "remoteNamespace": org, **rule}
-    response = manage(regions[A]).request("POST", f"/v2/manage/namespaces/{org}/sync_rules", body)
-    assert response.status_code == 200, response.text
+    org = new_org(regions[A], regions[B], prefix="deletes")
+    create_org_rule(regions[A], org, {"remoteRegionId": B, "remoteNamespace": org, **rule})
     return org
 
 

@@ -16,16 +16,15 @@ import pytest
 from huaweicloudsdkswr.v2 import ListImageAutoSyncReposDetailsRequest
 
 from tests.support.images import make_image, push_image
-from tests.support.names import unique
 from tests.support.regions import Regions, make_regions
-from tests.support.server import FerryServer
 from tests.support.sync_helpers import (
-    create_org,
+    create_org_rule,
     create_repo,
     create_rule,
     image_layout,
     jobs,
     manage,
+    new_org,
     push_layout_image,
     registry,
     sdk,
@@ -63,16 +62,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regions]:
 
 
 def orgs(regions: Regions) -> str:
-    name = unique("orgrule")
-    for region in (A, B):
-        create_org(regions[region], name)
-    return name
-
-
-def add_org_rule(server: FerryServer, org: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = manage(server).request("POST", f"/v2/manage/namespaces/{org}/sync_rules", body)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+    return new_org(regions[A], regions[B], prefix="orgrule")
 
 
 def org_rule_body(org: str, repositories: Any = None, tags: Any = None, **extra: Any) -> dict[str, Any]:
@@ -85,7 +75,7 @@ def test_an_organization_rule_copies_a_repository_created_later_by_its_first_pus
 ) -> None:
     a, b = regions[A], regions[B]
     org = orgs(regions)
-    rule = add_org_rule(a, org, org_rule_body(org))
+    rule = create_org_rule(a, org, org_rule_body(org))
     assert (rule["remoteRegionId"], rule["remoteNamespace"], rule["syncAuto"]) == (B, org, True)
     listed = manage(a).request("GET", f"/v2/manage/namespaces/{org}/sync_rules").json()
     assert [r["id"] for r in listed] == [rule["id"]]
@@ -151,7 +141,7 @@ FILTERS = {
 def test_filters_include_and_exclude_repositories_and_tags_in_both_syntaxes(regions: Regions) -> None:
     a, b = regions[A], regions[B]
     org = orgs(regions)
-    rule = add_org_rule(a, org, org_rule_body(org, FILTERS["repositories"], FILTERS["tags"]))
+    rule = create_org_rule(a, org, org_rule_body(org, FILTERS["repositories"], FILTERS["tags"]))
     assert rule["filters"] == FILTERS
 
     images = {(repo, tag): make_image(f"{org}-{repo}-{tag}") for repo, tag, _ in MATRIX}
@@ -188,7 +178,7 @@ def test_existing_tags_are_queued_on_request_and_a_deleted_rule_copies_no_more(r
     for tag, image in before.items():
         push_image(registry(a), f"{org}/app", tag, image)
 
-    rule = add_org_rule(a, org, org_rule_body(org, tags={"include": ["v*"]}, syncExisting=True))
+    rule = create_org_rule(a, org, org_rule_body(org, tags={"include": ["v*"]}, syncExisting=True))
     assert rule["queuedJobs"] == 2
     for tag in ("v1", "v2"):
         wait_tag(b, f"{org}/app", tag, before[tag].digest)
@@ -256,7 +246,7 @@ def test_deleting_an_organization_rule_cancels_its_waiting_jobs_but_not_a_reposi
     try:
         a, b = regions[A], regions[B]
         org = orgs(regions)
-        rule = add_org_rule(a, org, org_rule_body(org))
+        rule = create_org_rule(a, org, org_rule_body(org))
         create_repo(a, org, "own")
         assert create_rule(a, org, "own", B, org, sync_auto=True) == 200
         b.stop()  # every copy to B now waits, retrying

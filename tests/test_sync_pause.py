@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 
 from tests.support.images import make_image, push_image
-from tests.support.names import unique
 from tests.support.regions import Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.sync_helpers import (
-    create_org,
+    create_org_rule,
     create_repo,
     create_rule,
     jobs,
     manage,
     manual_sync,
+    new_org,
+    org_rules_path,
     registry,
     sdk_repo,
     tag_digest,
@@ -43,10 +44,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regions]:
 
 
 def orgs(regions: Regions) -> str:
-    name = unique("pause")
-    for region in (A, B):
-        create_org(regions[region], name)
-    return name
+    return new_org(regions[A], regions[B], prefix="pause")
 
 
 def states(server: FerryServer, org: str, repo: str) -> dict[str, dict[str, Any]]:
@@ -100,11 +98,8 @@ def test_a_paused_rule_holds_its_copies_while_others_run_and_resume_lets_them_go
 def test_an_organization_rule_pauses_by_id_and_shows_it(regions: Regions) -> None:
     a, b = regions[A], regions[B]
     org = orgs(regions)
-    body = {"remoteRegionId": B, "remoteNamespace": org}
-    created = manage(a).request("POST", f"/v2/manage/namespaces/{org}/sync_rules", body)
-    assert created.status_code == 200, created.text
-    rule = created.json()
-    rules_path = f"/v2/manage/namespaces/{org}/sync_rules"
+    rule = create_org_rule(a, org, {"remoteRegionId": B, "remoteNamespace": org})
+    rules_path = org_rules_path(org)
 
     answer = manage(a).request("POST", f"{rules_path}/{rule['id']}/pause")
     assert answer.status_code == 200 and answer.json()["paused"] is True, answer.text

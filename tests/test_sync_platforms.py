@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from tests.support.images import make_image, make_index, push_image
-from tests.support.names import unique
 from tests.support.regions import Regions, make_regions
 from tests.support.server import FerryServer
 from tests.support.sync_helpers import (
     ACCEPT,
-    create_org,
+    create_org_rule,
     jobs,
     manage,
+    new_org,
+    org_rules_path,
     registry,
     tag_digest,
     wait_for,
@@ -48,13 +49,11 @@ def manifest(server: FerryServer, name: str, reference: str) -> dict[str, Any]:
 
 def test_only_the_rules_platforms_of_an_index_are_copied(regions: Regions) -> None:
     a, b = regions[A], regions[B]
-    org = unique("platforms")
-    for region in (A, B):
-        create_org(regions[region], org)
-    body = {"remoteRegionId": B, "remoteNamespace": org, "platforms": ["linux/amd64"]}
-    created = manage(a).request("POST", f"/v2/manage/namespaces/{org}/sync_rules", body)
-    assert created.status_code == 200, created.text
-    assert created.json()["platforms"] == ["linux/amd64"]
+    org = new_org(a, b, prefix="platforms")
+    created = create_org_rule(
+        a, org, {"remoteRegionId": B, "remoteNamespace": org, "platforms": ["linux/amd64"]}
+    )
+    assert created["platforms"] == ["linux/amd64"]
     name = f"{org}/app"
 
     index = make_index(f"{org}-multi", arches=("amd64", "arm64", "s390x"))
@@ -105,9 +104,7 @@ def test_only_the_rules_platforms_of_an_index_are_copied(regions: Regions) -> No
 
 
 def test_a_bad_platform_is_refused(regions: Regions) -> None:
-    org = unique("platforms")
-    create_org(regions[A], org)
-    create_org(regions[B], org)
+    org = new_org(regions[A], regions[B], prefix="platforms")
     body = {"remoteRegionId": B, "remoteNamespace": org, "platforms": ["amd64"]}
-    response = manage(regions[A]).request("POST", f"/v2/manage/namespaces/{org}/sync_rules", body)
+    response = manage(regions[A]).request("POST", org_rules_path(org), body)
     assert response.status_code == 400 and "os/architecture" in response.json()["error_msg"]

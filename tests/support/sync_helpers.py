@@ -24,6 +24,7 @@ from huaweicloudsdkswr.v2 import (
 
 from tests.support.images import Image, digest_of, push_blob, push_image, push_manifest
 from tests.support.layouts import OCI_INDEX, OCI_MANIFEST, Descriptor, LayerFile, LayoutWriter
+from tests.support.names import unique
 from tests.support.regions import ACCESS_KEY, PROJECT_ID, SECRET_KEY
 from tests.support.registry_client import RegistryClient
 from tests.support.server import ADMIN_PASSWORD, FerryServer
@@ -80,6 +81,25 @@ def sdk_repo(repository: str) -> str:
 
 def create_org(server: FerryServer, name: str) -> None:
     sdk(server).create_namespace(CreateNamespaceRequest(body=CreateNamespaceRequestBody(namespace=name)))
+
+
+def new_org(*servers: FerryServer, prefix: str = "sync") -> str:
+    """One fresh organization name, created in every given region."""
+    name = unique(prefix)
+    for server in servers:
+        create_org(server, name)
+    return name
+
+
+def org_rules_path(org: str) -> str:
+    return f"/v2/manage/namespaces/{org}/sync_rules"
+
+
+def create_org_rule(server: FerryServer, org: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An organization rule made through Ferry's API (it must be accepted); the rule as answered."""
+    response = manage(server).request("POST", org_rules_path(org), body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def create_repo(server: FerryServer, namespace: str, repository: str) -> None:
